@@ -1,0 +1,418 @@
+"""The `supernas` command line (typer + rich). Bad input: one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from supernas.errors import SupernasError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="supernas: one-shot neural architecture search with a trust report in every run.",
+)
+out_console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn SupernasError (bad input) into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SupernasError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- shared options ----------------------------------------------------------------------
+DataOpt = Annotated[str, typer.Option("--data", help="digits, fashion-mnist, or PATH.npz")]
+DataDirOpt = Annotated[
+    str, typer.Option("--data-dir", help="folder of the Fashion-MNIST IDX files")
+]
+MaxTrainOpt = Annotated[
+    int, typer.Option("--max-train", help="use at most N training images (0 = all)")
+]
+SpaceOptOpt = Annotated[
+    list[str] | None, typer.Option("--space-opt", help="space option KEY=VALUE, e.g. base_width=16")
+]
+ConstraintOpt = Annotated[
+    list[str] | None,
+    typer.Option("--constraint", help="e.g. 'params<=2e5' or 'flops<1e7' (repeatable)"),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed for every random choice")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+def _space_options(items: list[str] | None) -> dict[str, Any]:
+    from supernas.config import parse_option
+
+    return dict(parse_option(s) for s in items or [])
+
+
+def _constraints(
+    items: list[str] | None, max_params: float | None, max_flops: float | None
+) -> list[str]:
+    from supernas.hardware import parse_constraint
+
+    out = list(items or [])
+    if max_params is not None:
+        out.append(f"params<={max_params:g}")
+    if max_flops is not None:
+        out.append(f"flops<={max_flops:g}")
+    for c in out:
+        parse_constraint(c)  # validate early: one clear line before any work
+    return out
+
+
+def _load_data(data: str, data_dir: str, max_train: int) -> Any:
+    from supernas.data import load_data
+
+    opts = {"max_train": max_train} if max_train else {}
+    return load_data(data, data_dir=data_dir or None, **opts)
+
+
+# -- listing -----------------------------------------------------------------------------
+@app.command()
+@friendly
+def spaces(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """List the registered search spaces with their sizes."""
+    from supernas.space import SPACES, get_space
+
+    rows = []
+    for name in SPACES.names():
+        s = get_space(name)
+        rows.append(
+            {"name": name, "size": s.size, "description": s.description, "options": s.options}
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("space", "size", "description")
+    for r in rows:
+        table.add_row(r["name"], f"{r['size']:,}", r["description"])
+    out_console.print(table)
+
+
+def registries() -> dict[str, list[str]]:
+    from supernas.data import list_datasets
+    from supernas.hyper import list_hypernets
+    from supernas.proxies import list_proxies
+    from supernas.search import list_strategies
+    from supernas.space import list_spaces
+    from supernas.train import list_trainers
+
+    return {
+        "spaces": list_spaces(),
+        "trainers": list_trainers(),
+        "hypernets": list_hypernets(),
+        "proxies": list_proxies(),
+        "strategies": list_strategies(),
+        "datasets": list_datasets(),
+    }
+
+
+@app.command("list")
+@friendly
+def list_(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """List every registry: spaces, trainers, hypernets, proxies, strategies, datasets."""
+    reg = registries()
+    if as_json:
+        print(json.dumps(reg, indent=2))
+        return
+    for kind, names in reg.items():
+        out_console.print(f"[bold]{kind}[/bold]: {', '.join(names) or '(none yet)'}")
+
+
+# -- the main job ------------------------------------------------------------------------
+@app.command()
+@friendly
+def run(
+    out: Annotated[Path, typer.Option("--out", help="run folder")] = Path("runs/default"),
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
+    space: Annotated[str | None, typer.Option("--space")] = None,
+    space_opt: SpaceOptOpt = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="digits, fashion-mnist, or PATH.npz")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
+    max_train: Annotated[int | None, typer.Option("--max-train")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="supernet epochs")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy")] = None,
+    budget: Annotated[
+        int | None, typer.Option("--budget", help="archs evaluated by search")
+    ] = None,
+    constraint: ConstraintOpt = None,
+    max_params: Annotated[float | None, typer.Option("--max-params")] = None,
+    max_flops: Annotated[float | None, typer.Option("--max-flops")] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="archs retrained from scratch")
+    ] = None,
+    trust_n: Annotated[
+        int | None, typer.Option("--trust-n", help="random archs in the trust check")
+    ] = None,
+    retrain_epochs: Annotated[int | None, typer.Option("--retrain-epochs")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a supernet, search, retrain the top-k and check trust; write a run folder."""
+    import dataclasses
+
+    from supernas.config import RunConfig
+    from supernas.pipeline import Run
+
+    cfg = RunConfig.load(config) if config else RunConfig()
+    changes: dict[str, Any] = {}
+    for key, val in (
+        ("space", space),
+        ("data", data),
+        ("data_dir", data_dir),
+        ("max_train", max_train),
+        ("seed", seed),
+        ("strategy", strategy),
+        ("budget", budget),
+        ("top_k", top_k),
+        ("trust_n", trust_n),
+    ):
+        if val is not None:
+            changes[key] = val
+    if space_opt:
+        changes["space_options"] = {**cfg.space_options, **_space_options(space_opt)}
+    cons = _constraints(constraint, max_params, max_flops)
+    if cons:
+        changes["constraints"] = cons
+    if epochs is not None:
+        changes["supernet"] = dataclasses.replace(cfg.supernet, epochs=epochs)
+    if retrain_epochs is not None:
+        changes["retrain"] = dataclasses.replace(cfg.retrain, epochs=retrain_epochs)
+    cfg = dataclasses.replace(cfg, **changes)
+    result = Run(cfg, out, resume=resume, quiet=quiet).execute()
+    _print_result(result, out)
+
+
+def _print_result(result: dict[str, Any], out: Path) -> None:
+    from supernas.pipeline import fmt
+
+    t = result["trust"]
+    table = Table(
+        title=f"supernas run: {result['space']} on {result['dataset']}", show_header=False
+    )
+    table.add_row("best arch", result["best_arch"])
+    table.add_row("supernet estimate (val)", f"{result['best_estimate']:.4f}")
+    table.add_row("retrained test accuracy", f"{result['best_test_accuracy']:.4f}")
+    table.add_row("params / FLOPs", f"{result['best_params']:,} / {result['best_flops']:,}")
+    table.add_row("trust Kendall tau", f"{fmt(t['kendall_tau'])} (n={t['n']})")
+    table.add_row("trust Spearman rho", fmt(t["spearman_rho"]))
+    table.add_row("seconds", f"{result['seconds']['total']:.0f}")
+    table.add_row("run folder", str(out))
+    out_console.print(table)
+
+
+# -- stage by stage ----------------------------------------------------------------------
+@app.command()
+@friendly
+def train(
+    out: Annotated[Path, typer.Option("--out", help="folder for supernet.pt")],
+    space: Annotated[str, typer.Option("--space")] = "resnet18",
+    space_opt: SpaceOptOpt = None,
+    method: Annotated[str, typer.Option("--method", help="supernet trainer")] = "spos",
+    data: DataOpt = "digits",
+    data_dir: DataDirOpt = "",
+    max_train: MaxTrainOpt = 0,
+    epochs: Annotated[int, typer.Option("--epochs")] = 40,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    lr: Annotated[float, typer.Option("--lr")] = 0.1,
+    constraint: ConstraintOpt = None,
+    max_params: Annotated[float | None, typer.Option("--max-params")] = None,
+    max_flops: Annotated[float | None, typer.Option("--max-flops")] = None,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a supernet and write OUT/supernet.pt (resumes if it exists)."""
+    from supernas.config import RunConfig
+    from supernas.console import progress_bar
+    from supernas.io import write_json
+    from supernas.pipeline import build_space, make_constraint
+    from supernas.supernet import build_supernet
+    from supernas.train import Recipe, get_trainer
+
+    cons = _constraints(constraint, max_params, max_flops)
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
+    ds = _load_data(data, data_dir, max_train)
+    cfg = RunConfig(space=space, space_options=_space_options(space_opt))
+    sp = build_space(cfg, ds)
+    feasible, _ = make_constraint(sp, ds.input_shape, cons)
+    import torch
+
+    torch.manual_seed(seed)
+    supernet = build_supernet(sp)
+    trainer = get_trainer(method, recipe=recipe, seed=seed, constraint=feasible)
+    steps = epochs * -(-len(ds.x_train) // batch_size)
+    with progress_bar("train supernet", steps, not quiet) as advance:
+        history = trainer.fit(supernet, ds, checkpoint=out / "supernet.pt", on_step=advance)
+    write_json(
+        out / "train.json",
+        {
+            "done": True,
+            "method": method,
+            "space": sp.name,
+            "space_options": sp.options,
+            "data": data,
+            "constraints": cons,
+            "history": history,
+        },
+    )
+    last = history[-1]
+    out_console.print(
+        f"wrote {out / 'supernet.pt'}: {epochs} epochs, final sampled-path "
+        f"train accuracy {last['train_accuracy']:.3f}"
+    )
+
+
+@app.command()
+@friendly
+def search(
+    supernet: Annotated[Path, typer.Option("--supernet", help="supernet.pt from `supernas train`")],
+    data: DataOpt = "digits",
+    data_dir: DataDirOpt = "",
+    max_train: MaxTrainOpt = 0,
+    strategy: Annotated[str, typer.Option("--strategy")] = "evolution",
+    budget: Annotated[int, typer.Option("--budget")] = 100,
+    top_k: Annotated[int, typer.Option("--top-k")] = 5,
+    constraint: ConstraintOpt = None,
+    max_params: Annotated[float | None, typer.Option("--max-params")] = None,
+    max_flops: Annotated[float | None, typer.Option("--max-flops")] = None,
+    recal_batches: Annotated[int, typer.Option("--recal-batches")] = 8,
+    seed: SeedOpt = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="write the result JSON here")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Search a trained supernet (val accuracy after BN recalibration) and print the top-k."""
+    from supernas.console import progress_bar
+    from supernas.estimate import SupernetEstimator
+    from supernas.io import write_json
+    from supernas.pipeline import make_constraint
+    from supernas.search import get_strategy, run_search
+    from supernas.train import load_supernet
+
+    cons = _constraints(constraint, max_params, max_flops)
+    net, _ = load_supernet(supernet)
+    ds = _load_data(data, data_dir, max_train)
+    _check_data_fits(net.space, ds)
+    feasible, _ = make_constraint(net.space, ds.input_shape, cons)
+    est = SupernetEstimator(net, ds, recal_batches=recal_batches, seed=seed)
+    strat = get_strategy(strategy, net.space, seed=seed, constraint=feasible)
+    with progress_bar("search", budget, not quiet) as advance:
+        result = run_search(strat, est.score, budget, on_trial=lambda t: advance())
+    top = result.top_k(top_k)
+    if out:
+        write_json(
+            out,
+            {
+                "strategy": strategy,
+                "budget": budget,
+                "constraints": cons,
+                "top_k": [{"arch": str(t.arch), "estimate": t.value} for t in top],
+                "result": result.to_json(),
+            },
+        )
+    table = Table("rank", "arch", "estimate (val acc)")
+    for i, t in enumerate(top):
+        table.add_row(str(i), str(t.arch), f"{t.value:.4f}")
+    out_console.print(table)
+
+
+def _check_data_fits(space: Any, ds: Any) -> None:
+    opts = space.options
+    if opts.get("in_channels") not in (None, ds.in_channels) or opts.get("num_classes") not in (
+        None,
+        ds.num_classes,
+    ):
+        raise SupernasError(
+            f"the supernet was built for {opts.get('in_channels')} input channels and "
+            f"{opts.get('num_classes')} classes; the data has {ds.in_channels} and {ds.num_classes}"
+        )
+
+
+@app.command()
+@friendly
+def retrain(
+    arch: Annotated[str, typer.Option("--arch", help="arch string, e.g. from `supernas search`")],
+    out: Annotated[Path, typer.Option("--out", help="folder for model.pt, arch.json, result.json")],
+    space: Annotated[str, typer.Option("--space")] = "resnet18",
+    space_opt: SpaceOptOpt = None,
+    supernet: Annotated[
+        Path | None, typer.Option("--supernet", help="take space and options from this checkpoint")
+    ] = None,
+    data: DataOpt = "digits",
+    data_dir: DataDirOpt = "",
+    max_train: MaxTrainOpt = 0,
+    epochs: Annotated[int, typer.Option("--epochs")] = 15,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    lr: Annotated[float, typer.Option("--lr")] = 0.1,
+    seed: SeedOpt = 0,
+) -> None:
+    """Train one arch from scratch; write its weights, arch JSON and accuracies."""
+    from supernas.config import RunConfig
+    from supernas.estimate import train_arch
+    from supernas.hardware import ArchCost
+    from supernas.io import load_checkpoint, write_json
+    from supernas.pipeline import build_space, save_model
+    from supernas.space import get_space
+    from supernas.train import Recipe
+
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
+    ds = _load_data(data, data_dir, max_train)
+    if supernet is not None:
+        ckpt = load_checkpoint(supernet)
+        sp = get_space(ckpt["space"], **ckpt["space_options"])
+        _check_data_fits(sp, ds)
+    else:
+        sp = build_space(RunConfig(space=space, space_options=_space_options(space_opt)), ds)
+    a = sp.parse(arch)
+    model, res = train_arch(sp, a, ds, recipe, seed=seed)
+    cost = ArchCost(sp, ds.input_shape)
+    save_model(out / "model.pt", model)
+    write_json(out / "arch.json", {**a.to_json(), "space_options": sp.options})
+    result = {
+        "arch": str(a),
+        "space": sp.name,
+        "dataset": ds.name,
+        **res.to_dict(),
+        "params": cost.params(a),
+        "flops": cost.flops(a),
+        "recipe": recipe.to_dict(),
+    }
+    write_json(out / "result.json", result)
+    out_console.print(
+        f"{a}: val accuracy {res.val_accuracy:.4f}, test accuracy "
+        f"{res.test_accuracy:.4f} ({res.seconds:.1f} s); wrote {out}"
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except SupernasError as exc:  # raised outside a command (e.g. while parsing)
+        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

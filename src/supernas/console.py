@@ -1,0 +1,59 @@
+"""Console output: rich progress bars with ETA, and a run log that also lands in log.txt."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(
+    description: str, total: int, enabled: bool = True
+) -> Iterator[Callable[[], None]]:
+    """Yield `advance()`; shows a bar with count, elapsed time and ETA when enabled."""
+    if not enabled or total <= 0:
+        yield lambda: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda: prog.advance(task)
+
+
+class RunLog:
+    """Timestamped lines appended to `log.txt` (flushed each line) and echoed to the console."""
+
+    def __init__(self, path: Path | None, quiet: bool = False) -> None:
+        self.path = path
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(f"{stamp} {message}\n")
+        if not self.quiet:
+            console.print(message, highlight=False, markup=False)

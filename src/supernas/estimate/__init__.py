@@ -1,0 +1,15 @@
+"""Estimators: the one protocol `score(archs) -> list[float]` (higher is better)."""
+
+from supernas.estimate.base import Estimator
+from supernas.estimate.cost import FlopsEstimator, ParamsEstimator
+from supernas.estimate.scratch import TrainFromScratch, train_arch
+from supernas.estimate.supernet import SupernetEstimator
+
+__all__ = [
+    "Estimator",
+    "FlopsEstimator",
+    "ParamsEstimator",
+    "SupernetEstimator",
+    "TrainFromScratch",
+    "train_arch",
+]

@@ -1,0 +1,75 @@
+"""Atomic writes and safe checkpoint loading: nothing is lost when a run is killed mid-write."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from supernas.errors import SupernasError
+
+
+def _atomic(path: str | os.PathLike[str], mode: str, write: Callable[[IO[Any]], None]) -> Path:
+    """Write to a temp file in the target folder, fsync, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return _atomic(path, "w", lambda f: f.write(text))
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    return _atomic(path, "wb", lambda f: f.write(data))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise SupernasError(f"file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SupernasError(f"{path} is not valid JSON ({exc})") from None
+
+
+def save_checkpoint(path: str | os.PathLike[str], obj: dict[str, Any]) -> Path:
+    """torch.save to a temp file, then rename: a killed run leaves the last good checkpoint."""
+    return _atomic(path, "wb", lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """torch.load with weights_only=True; a missing or corrupt file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise SupernasError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/corrupt files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SupernasError(
+            f"cannot read checkpoint {path}: corrupt or truncated ({first})"
+        ) from None
+    if not isinstance(obj, dict) or "format" not in obj:
+        raise SupernasError(f"{path} is not a supernas checkpoint")
+    return obj

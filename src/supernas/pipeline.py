@@ -1,0 +1,440 @@
+"""`supernas run`: train the supernet, search, retrain the top-k, check trust, write the run folder.
+
+Each stage writes its own file in the run folder (train.json, search.json, retrain.json,
+trust.json) and skips its work when that file says it is done, so a killed run started
+again with `resume=True` goes on from the stage (and the arch) it was in.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from supernas.bench import rank_report
+from supernas.config import RunConfig
+from supernas.console import RunLog, progress_bar
+from supernas.data import Dataset, load_data
+from supernas.errors import SupernasError
+from supernas.estimate import SupernetEstimator, train_arch
+from supernas.hardware import ArchCost, parse_constraint
+from supernas.io import read_json, write_json, write_text
+from supernas.search import STRATEGIES, SearchResult, Trial, get_strategy, run_search
+from supernas.space import SPACES, Arch, SearchSpace, get_space
+from supernas.supernet import Supernet, build_supernet
+from supernas.train import TRAINERS, get_trainer, load_supernet
+from supernas.train.spos import sample_constrained
+
+
+def make_constraint(space: SearchSpace, input_shape: tuple[int, ...], constraints: list[str]):
+    """A predicate over archs from strings like 'params<=2e5', or None when unconstrained."""
+    if not constraints:
+        return None, None
+    parsed = [parse_constraint(c) for c in constraints]
+    cost = ArchCost(space, input_shape)
+
+    def feasible(arch: Arch) -> bool:
+        return all(c.check(cost, arch) for c in parsed)
+
+    return feasible, cost
+
+
+def build_space(config: RunConfig, data: Dataset) -> SearchSpace:
+    opts = {
+        "in_channels": data.in_channels,
+        "num_classes": data.num_classes,
+        **config.resolved_space_options(),
+    }
+    return get_space(config.space, **opts)
+
+
+class Run:
+    """One run folder and its stages. Use `Run(config, out).execute()`."""
+
+    def __init__(
+        self, config: RunConfig, out: str | Path, *, resume: bool = False, quiet: bool = False
+    ) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.resume = resume
+        self.quiet = quiet
+
+    # -- folder --------------------------------------------------------------------------
+    def _load_config(self) -> None:
+        """With --resume, the saved config wins; a used folder without --resume is an error."""
+        cfg_path = self.out / "config.toml"
+        if cfg_path.exists():
+            if not self.resume:
+                raise SupernasError(
+                    f"{self.out} already holds a run; pass --resume to continue it, "
+                    "or choose another --out"
+                )
+            self.config = RunConfig.load(cfg_path)
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise SupernasError(f"{self.out} exists and is not a supernas run folder")
+
+    def _validate(self) -> None:
+        """Check every registry name before any work or any file is written."""
+        cfg = self.config
+        SPACES.get(cfg.space)
+        STRATEGIES.get(cfg.strategy)
+        TRAINERS.get(cfg.method)
+        for c in cfg.constraints:
+            parse_constraint(c)
+
+    def path(self, name: str) -> Path:
+        return self.out / name
+
+    def _done(self, name: str) -> dict[str, Any] | None:
+        p = self.path(name)
+        if p.is_file():
+            obj = read_json(p)
+            if obj.get("done"):
+                return obj
+        return None
+
+    # -- stages --------------------------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        t_all = time.perf_counter()
+        self._load_config()
+        self._validate()
+        cfg = self.config
+        t0 = time.perf_counter()
+        data = load_data(
+            cfg.data,
+            data_dir=cfg.data_dir or None,
+            **({"max_train": cfg.max_train} if cfg.max_train else {}),
+        )
+        space = build_space(cfg, data)
+        feasible, cost = make_constraint(space, data.input_shape, cfg.constraints)
+        cost = cost or ArchCost(space, data.input_shape)
+        if not (self.out / "config.toml").exists():
+            write_text(self.out / "config.toml", cfg.to_toml())
+        self.log = RunLog(self.out / "log.txt", quiet=self.quiet)
+        s = data.summary()
+        self.log(
+            f"data {s['name']}: train {s['train']}, val {s['val']}, test {s['test']}, "
+            f"input {tuple(s['input_shape'])}, {s['num_classes']} classes, "
+            f"train class counts {s['train_class_counts']}"
+        )
+        self.log(f"space {space.name} ({space.size:,} archs), options {space.options}")
+        seconds = {"data": time.perf_counter() - t0}
+
+        supernet, seconds["train"] = self.train_stage(space, data, feasible)
+        estimator = SupernetEstimator(
+            supernet, data, recal_batches=cfg.recal_batches, seed=cfg.seed
+        )
+        search, seconds["search"] = self.search_stage(space, estimator, feasible)
+        retrained, seconds["retrain"] = self.retrain_stage(space, data, search, cost)
+        trust, seconds["trust"] = self.trust_stage(space, data, estimator, feasible)
+        seconds["total"] = time.perf_counter() - t_all
+        return self.finish(space, data, search, retrained, trust, seconds)
+
+    def train_stage(self, space: SearchSpace, data: Dataset, feasible) -> tuple[Supernet, float]:
+        cfg = self.config
+        done = self._done("train.json")
+        if done:
+            self.log("supernet: already trained, loading supernet.pt")
+            supernet, _ = load_supernet(self.path("supernet.pt"))
+            return supernet, done["seconds"]
+        t0 = time.perf_counter()
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)
+            supernet = build_supernet(space)
+        trainer = get_trainer(cfg.method, recipe=cfg.supernet, seed=cfg.seed, constraint=feasible)
+        nparams = sum(p.numel() for p in supernet.parameters())
+        self.log(
+            f"supernet: {nparams:,} parameters, training with {cfg.method} for "
+            f"{cfg.supernet.epochs} epochs"
+        )
+        steps = cfg.supernet.epochs * -(-len(data.x_train) // cfg.supernet.batch_size)
+        with progress_bar("train supernet", steps, not self.quiet) as advance:
+            history = trainer.fit(
+                supernet,
+                data,
+                checkpoint=self.path("supernet.pt"),
+                on_step=advance,
+                on_epoch=lambda r: self._log_epoch(r),
+            )
+        seconds = time.perf_counter() - t0
+        write_json(
+            self.path("train.json"),
+            {"done": True, "method": cfg.method, "history": history, "seconds": seconds},
+        )
+        return supernet, seconds
+
+    def _log_epoch(self, rec: dict[str, Any]) -> None:
+        with open(self.path("log.txt"), "a") as f:
+            f.write(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} epoch {rec['epoch']}: "
+                f"loss {rec['train_loss']:.4f}, sampled-path acc {rec['train_accuracy']:.3f}\n"
+            )
+
+    def search_stage(
+        self, space: SearchSpace, estimator: SupernetEstimator, feasible
+    ) -> tuple[SearchResult, float]:
+        cfg = self.config
+        done = self._done("search.json")
+        if done:
+            self.log("search: already done")
+            return SearchResult.from_json(done["result"]), done["seconds"]
+        t0 = time.perf_counter()
+        strategy = get_strategy(
+            cfg.strategy, space, seed=cfg.seed, constraint=feasible, **cfg.strategy_options
+        )
+        state_path = self.path("search_state.json")
+        previous, prior_seconds = None, 0.0
+        if state_path.is_file():
+            state = read_json(state_path)
+            prior_seconds = float(state.get("seconds", 0.0))
+            strategy.load_state_dict(state["strategy"])
+            previous = SearchResult.from_json(state["result"])
+            self.log(f"search: resuming after {len(previous.trials)} evaluations")
+        self.log(
+            f"search: {cfg.strategy} over {space.size:,} archs, budget {cfg.budget}"
+            + (f", constraints {cfg.constraints}" if cfg.constraints else "")
+        )
+        trials: list[Trial] = list(previous.trials) if previous else []
+
+        def checkpoint(trial: Trial) -> None:
+            trials.append(trial)
+            write_json(
+                state_path,
+                {
+                    "strategy": strategy.state_dict(),
+                    "result": SearchResult(list(trials)).to_json(),
+                    "seconds": prior_seconds + time.perf_counter() - t0,
+                },
+            )
+
+        with progress_bar("search", cfg.budget, not self.quiet) as advance:
+            for _ in trials:
+                advance()
+
+            def on_trial(trial: Trial) -> None:
+                checkpoint(trial)
+                advance()
+
+            result = run_search(
+                strategy, estimator.score, cfg.budget, on_trial=on_trial, resume=previous
+            )
+        seconds = prior_seconds + time.perf_counter() - t0
+        write_json(
+            self.path("search.json"),
+            {
+                "done": True,
+                "strategy": cfg.strategy,
+                "result": result.to_json(),
+                "seconds": seconds,
+            },
+        )
+        best = result.best
+        self.log(f"search: best estimate {best.value:.4f} for {best.arch}")
+        return result, seconds
+
+    def retrain_stage(
+        self, space: SearchSpace, data: Dataset, search: SearchResult, cost: ArchCost
+    ) -> tuple[list[dict[str, Any]], float]:
+        cfg = self.config
+        path = self.path("retrain.json")
+        state = read_json(path) if path.is_file() else {"records": [], "seconds": 0.0}
+        if state.get("done"):
+            self.log("retrain: already done")
+            return state["records"], state["seconds"]
+        top = search.top_k(cfg.top_k)
+        records = state["records"]
+        self.log(f"retrain: top-{len(top)} archs from scratch, {cfg.retrain.epochs} epochs each")
+        with progress_bar("retrain top-k", len(top), not self.quiet) as advance:
+            for i, trial in enumerate(top):
+                if i < len(records):
+                    advance()
+                    continue
+                t0 = time.perf_counter()
+                model, res = train_arch(space, trial.arch, data, cfg.retrain, seed=cfg.seed)
+                save_model(self.path(f"models/top{i}.pt"), model)
+                records.append(
+                    {
+                        "rank": i,
+                        "arch": str(trial.arch),
+                        "estimate": trial.value,
+                        "val_accuracy": res.val_accuracy,
+                        "test_accuracy": res.test_accuracy,
+                        "params": cost.params(trial.arch),
+                        "flops": cost.flops(trial.arch),
+                        "seconds": res.seconds,
+                        "model": f"models/top{i}.pt",
+                    }
+                )
+                state["seconds"] += time.perf_counter() - t0
+                write_json(path, {"done": False, "records": records, "seconds": state["seconds"]})
+                self.log(
+                    f"retrain {i}: {trial.arch} val {res.val_accuracy:.4f} "
+                    f"test {res.test_accuracy:.4f}"
+                )
+                advance()
+        write_json(path, {"done": True, "records": records, "seconds": state["seconds"]})
+        return records, state["seconds"]
+
+    def trust_stage(
+        self, space: SearchSpace, data: Dataset, estimator: SupernetEstimator, feasible
+    ) -> tuple[dict[str, Any], float]:
+        """Train a random sample standalone and rank-correlate it with the supernet's estimates."""
+        cfg = self.config
+        path = self.path("trust.json")
+        state = read_json(path) if path.is_file() else {"records": [], "seconds": 0.0}
+        if state.get("done") or cfg.trust_n == 0:
+            return state, state.get("seconds", 0.0)
+        archs = trust_sample(space, cfg.trust_n, cfg.seed, feasible)
+        records = state["records"]
+        self.log(
+            f"trust: {len(archs)} random archs trained from scratch "
+            f"({cfg.retrain.epochs} epochs each) vs their supernet estimates"
+        )
+        with progress_bar("trust check", len(archs), not self.quiet) as advance:
+            for i, arch in enumerate(archs):
+                if i < len(records):
+                    advance()
+                    continue
+                t0 = time.perf_counter()
+                est = estimator.score([arch])[0]
+                _, res = train_arch(space, arch, data, cfg.retrain, seed=cfg.seed)
+                records.append(
+                    {
+                        "arch": str(arch),
+                        "estimate": est,
+                        "val_accuracy": res.val_accuracy,
+                        "test_accuracy": res.test_accuracy,
+                    }
+                )
+                state["seconds"] += time.perf_counter() - t0
+                write_json(path, {"done": False, "records": records, "seconds": state["seconds"]})
+                advance()
+        metrics = rank_report(
+            [r["estimate"] for r in records], [r["test_accuracy"] for r in records]
+        )
+        truths = [r["test_accuracy"] for r in records]
+        state = {
+            "done": True,
+            "records": records,
+            "seconds": state["seconds"],
+            **metrics,
+            # how far apart the truths are, in test images: below a few, ranks are noise
+            "truth_range": [min(truths), max(truths)],
+            "truth_spread_images": round((max(truths) - min(truths)) * len(data.x_test)),
+        }
+        write_json(path, state)
+        self.log(
+            f"trust: Kendall tau {fmt(metrics['kendall_tau'])}, Spearman rho "
+            f"{fmt(metrics['spearman_rho'])} over n={metrics['n']} archs"
+        )
+        return state, state["seconds"]
+
+    def finish(
+        self,
+        space: SearchSpace,
+        data: Dataset,
+        search: SearchResult,
+        retrained: list[dict[str, Any]],
+        trust: dict[str, Any],
+        seconds: dict[str, float],
+    ) -> dict[str, Any]:
+        from supernas.report import write_report
+
+        cfg = self.config
+        best = max(retrained, key=lambda r: (r["val_accuracy"], -r["rank"]))
+        shutil.copyfile(self.path(best["model"]), self.path("best_model.pt.tmp"))
+        self.path("best_model.pt.tmp").replace(self.path("best_model.pt"))
+        arch = space.parse(best["arch"])
+        write_json(self.path("best_arch.json"), {**arch.to_json(), "space_options": space.options})
+        result = {
+            "space": space.name,
+            "space_options": space.options,
+            "dataset": data.name,
+            "seed": cfg.seed,
+            "best_arch": best["arch"],
+            "best_estimate": best["estimate"],
+            "best_val_accuracy": best["val_accuracy"],
+            "best_test_accuracy": best["test_accuracy"],
+            "best_params": best["params"],
+            "best_flops": best["flops"],
+            "top_k": retrained,
+            "search": {
+                "strategy": cfg.strategy,
+                "budget": cfg.budget,
+                "evaluations": len(search.trials),
+                "constraints": cfg.constraints,
+            },
+            "trust": {
+                "kendall_tau": trust.get("kendall_tau", math.nan),
+                "spearman_rho": trust.get("spearman_rho", math.nan),
+                "n": trust.get("n", 0),
+                "truth_range": trust.get("truth_range"),
+                "truth_spread_images": trust.get("truth_spread_images"),
+                "estimate": "supernet val accuracy (inherited weights, BN recalibrated)",
+                "truth": "standalone test accuracy (retrain recipe)",
+            },
+            "seconds": seconds,
+        }
+        write_json(self.path("result.json"), result)
+        history = read_json(self.path("train.json"))["history"]
+        write_report(self.out, result, history, search, trust)
+        self.log(
+            f"best arch {best['arch']}: estimate {best['estimate']:.4f}, retrained test "
+            f"accuracy {best['test_accuracy']:.4f}; trust tau "
+            f"{fmt(result['trust']['kendall_tau'])} (n={result['trust']['n']}); "
+            f"{seconds['total']:.0f} s"
+        )
+        return result
+
+
+def trust_sample(space: SearchSpace, n: int, seed: int, feasible) -> list[Arch]:
+    """n distinct random archs, drawn with a seed of their own so they never depend on search."""
+    rng = np.random.default_rng([seed, 7919])
+    archs: list[Arch] = []
+    for _ in range(100 * n):
+        a = sample_constrained(space, rng, feasible)
+        if a not in archs:
+            archs.append(a)
+        if len(archs) == n:
+            break
+    return archs
+
+
+def save_model(path: Path, model: torch.nn.Module) -> None:
+    from supernas.io import save_checkpoint
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a plain state dict, as users expect of best_model.pt; save_checkpoint writes atomically
+    save_checkpoint(path, dict(model.state_dict()))
+
+
+def fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+__all__ = ["Run", "build_space", "load_model", "make_constraint", "trust_sample"]
+
+
+def load_model(run_dir: str | Path) -> torch.nn.Module:
+    """The found network of a finished run: best_arch.json + best_model.pt, in eval mode."""
+    from supernas.supernet import build_network
+
+    run_dir = Path(run_dir)
+    info = read_json(run_dir / "best_arch.json")
+    space = get_space(info["space"], **info.get("space_options", {}))
+    model = build_network(space, Arch.from_json(info))
+    path = run_dir / "best_model.pt"
+    if not path.is_file():
+        raise SupernasError(f"{path} not found: has the run finished?")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SupernasError(f"cannot load {path}: {first}") from None
+    return model.eval()

@@ -1,0 +1,201 @@
+"""The command line: listings, the end-to-end run (tiny budget), stage by stage, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from supernas import load_model
+from supernas.cli import app
+
+runner = CliRunner()
+TINY = [
+    "--space-opt",
+    "base_width=2",
+    "--epochs",
+    "1",
+    "--budget",
+    "4",
+    "--top-k",
+    "2",
+    "--trust-n",
+    "3",
+    "--retrain-epochs",
+    "1",
+    "--quiet",
+]
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    return result
+
+
+def test_spaces_json_lists_both_spaces_with_sizes() -> None:
+    r = invoke("spaces", "--json")
+    assert r.exit_code == 0, r.output
+    sizes = {s["name"]: s["size"] for s in json.loads(r.stdout)}
+    assert sizes["resnet18"] == 43046721 and sizes["nb201"] == 15625
+
+
+def test_list_json_prints_every_registry() -> None:
+    r = invoke("list", "--json")
+    reg = json.loads(r.stdout)
+    assert set(reg) == {"spaces", "trainers", "hypernets", "proxies", "strategies", "datasets"}
+    assert "spos" in reg["trainers"] and "evolution" in reg["strategies"]
+    assert "digits" in reg["datasets"] and "params" in reg["proxies"]
+
+
+def test_run_end_to_end_writes_the_run_folder_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    r = invoke("run", "--out", str(out), *TINY)
+    assert r.exit_code == 0, r.output
+    for name in (
+        "config.toml",
+        "log.txt",
+        "result.json",
+        "best_model.pt",
+        "best_arch.json",
+        "report.md",
+        "trust_scatter.png",
+        "supernet.pt",
+    ):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "result.json").read_text())
+    assert res["space"] == "resnet18" and res["dataset"] == "digits"
+    assert 0 <= res["best_test_accuracy"] <= 1
+    assert set(res["trust"]) >= {"kendall_tau", "spearman_rho", "n"} and res["trust"]["n"] == 3
+    assert set(res["seconds"]) >= {"train", "search", "retrain", "trust", "total"}
+    assert "Kendall tau" in (out / "report.md").read_text()
+    # the saved model is the standalone best arch and reproduces the reported test accuracy
+    from supernas import load_data
+    from supernas.train import evaluate
+
+    model = load_model(out)
+    acc, _ = evaluate(model, load_data("digits").batches("test", 512))
+    assert acc == pytest.approx(res["best_test_accuracy"])
+    # a used folder is refused without --resume; with it, finished stages are not redone
+    r2 = invoke("run", "--out", str(out), *TINY)
+    assert r2.exit_code == 2 and "--resume" in r2.output
+    r3 = invoke("run", "--out", str(out), "--resume", "--quiet")
+    assert r3.exit_code == 0, r3.output
+    res3 = json.loads((out / "result.json").read_text())
+    assert res3["best_arch"] == res["best_arch"] and res3["trust"] == res["trust"]
+
+
+def test_run_resumes_after_a_kill_mid_retrain(tmp_path: Path) -> None:
+    """A run killed mid-retrain (retrain.json not done) finishes with the same result."""
+    out = tmp_path / "run"
+    assert invoke("run", "--out", str(out), *TINY).exit_code == 0
+    full = json.loads((out / "result.json").read_text())
+    state = json.loads((out / "retrain.json").read_text())
+    state["done"], state["records"] = False, state["records"][:1]
+    (out / "retrain.json").write_text(json.dumps(state))
+    for name in ("trust.json", "result.json"):
+        (out / name).unlink()
+    assert invoke("run", "--out", str(out), "--resume", "--quiet").exit_code == 0
+    again = json.loads((out / "result.json").read_text())
+    assert again["best_arch"] == full["best_arch"]
+    assert again["top_k"][1]["test_accuracy"] == full["top_k"][1]["test_accuracy"]
+    assert again["trust"]["kendall_tau"] == full["trust"]["kendall_tau"] or (
+        again["trust"]["kendall_tau"] != again["trust"]["kendall_tau"]
+    )
+
+
+def test_stage_by_stage_train_search_retrain(tmp_path: Path) -> None:
+    r = invoke(
+        "train",
+        "--space",
+        "nb201",
+        "--space-opt",
+        "C=4",
+        "--space-opt",
+        "N=1",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "supernet.pt").is_file()
+    r = invoke(
+        "search",
+        "--supernet",
+        str(tmp_path / "supernet.pt"),
+        "--budget",
+        "5",
+        "--top-k",
+        "2",
+        "--out",
+        str(tmp_path / "search.json"),
+        "--quiet",
+        "--constraint",
+        "params<=1e9",
+    )
+    assert r.exit_code == 0, r.output
+    top = json.loads((tmp_path / "search.json").read_text())["top_k"]
+    assert len(top) == 2
+    r = invoke(
+        "retrain",
+        "--arch",
+        top[0]["arch"],
+        "--supernet",
+        str(tmp_path / "supernet.pt"),
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "retrained"),
+    )
+    assert r.exit_code == 0, r.output
+    state = torch.load(tmp_path / "retrained" / "model.pt", weights_only=True)
+    assert isinstance(state, dict) and state
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "supernas.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--space", "nosuch"], "unknown space 'nosuch'; valid: nb201, resnet18"),
+        (["run", "--strategy", "nosuch"], "unknown strategy 'nosuch'; valid:"),
+        (["retrain", "--arch", "k3w1-k9w1", "--out", "o"], "arch string 'k3w1-k9w1'"),
+        (
+            ["retrain", "--space", "nb201", "--arch", "|conv~0|+|none~0|none~1|", "--out", "o"],
+            "NB201 format",
+        ),
+        (
+            ["train", "--data", "fashion-mnist", "--data-dir", "/nonexistent", "--out", "o"],
+            "apt-get install dataset-fashion-mnist",
+        ),
+        (["search", "--supernet", "missing.pt"], "checkpoint not found"),
+        (["run", "--constraint", "latency<3"], "constraint"),
+    ],
+)
+def test_bad_input_gives_one_clear_line_and_exit_code_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    p = _cli(*args, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "runs").exists()  # nothing written for a refused run

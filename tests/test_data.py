@@ -1,0 +1,118 @@
+"""Datasets: deterministic disjoint splits, readers checked on files we write, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from supernas.data import Dataset, load_data, read_idx
+from supernas.data.sources import FASHION_MNIST_DIR
+from supernas.errors import SupernasError
+
+
+def test_digits_split_is_deterministic_disjoint_and_standardised(digits: Dataset) -> None:
+    again = load_data("digits")
+    assert torch.equal(digits.x_train, again.x_train)
+    assert len(digits.x_train) + len(digits.x_val) + len(digits.x_test) == 1797
+    rows = {tuple(x.flatten().tolist()) for x in digits.x_val}
+    overlap = sum(tuple(x.flatten().tolist()) in rows for x in digits.x_test)
+    assert overlap < 5  # digits has a few exact duplicate images; splits are index-disjoint
+    assert digits.input_shape == (1, 8, 8) and digits.num_classes == 10
+    assert abs(float(digits.x_train.mean())) < 1e-4
+    counts = torch.bincount(digits.y_train)
+    assert counts.min() >= 100  # stratified: every class well represented
+
+
+def test_other_split_seed_changes_split() -> None:
+    a, b = load_data("digits", split_seed=0), load_data("digits", split_seed=1)
+    assert not torch.equal(a.y_train, b.y_train)
+
+
+def test_batches_cover_split_once_and_shuffle_with_seed(digits: Dataset) -> None:
+    ys = torch.cat([y for _, y in digits.batches("val", 64)])
+    assert torch.equal(ys, digits.y_val)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    b1 = next(digits.batches("train", 32, shuffle=True, generator=g1))[1]
+    b2 = next(digits.batches("train", 32, shuffle=True, generator=g2))[1]
+    assert torch.equal(b1, b2)
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    code = {np.uint8: 0x08}[arr.dtype.type]
+    header = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", n) for n in arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.tobytes())
+
+
+def test_idx_reader_round_trip_and_truncation(tmp_path: Path) -> None:
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a.gz", arr)
+    assert np.array_equal(read_idx(tmp_path / "a.gz"), arr)
+    with gzip.open(tmp_path / "a.gz") as f:
+        raw = f.read()
+    with gzip.open(tmp_path / "b.gz", "wb") as f:
+        f.write(raw[:-5])
+    with pytest.raises(SupernasError, match="truncated"):
+        read_idx(tmp_path / "b.gz")
+
+
+def test_fashion_mnist_from_a_folder_of_idx_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        _write_idx(
+            tmp_path / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
+        )
+        _write_idx(
+            tmp_path / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8)
+        )
+    d = load_data("fashion-mnist", data_dir=str(tmp_path))
+    assert d.input_shape == (1, 28, 28)
+    assert len(d.x_test) == 20 and len(d.x_train) + len(d.x_val) == 60
+
+
+def test_fashion_mnist_missing_folder_says_how_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(SupernasError, match="apt-get install dataset-fashion-mnist"):
+        load_data("fashion-mnist", data_dir=str(tmp_path / "nope"))
+
+
+@pytest.mark.skipif(
+    not Path(FASHION_MNIST_DIR).is_dir(), reason="dataset-fashion-mnist not installed"
+)
+def test_real_fashion_mnist_subset() -> None:
+    d = load_data("fashion-mnist", max_train=1000)
+    assert len(d.x_train) == 1000 and len(d.x_test) == 10000
+    assert d.summary()["train_class_counts"] == [100] * 10
+
+
+def test_npz_user_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", x=rng.random((100, 12, 12, 3)), y=np.arange(100) % 4)
+    d = load_data(str(tmp_path / "mine.npz"))
+    assert d.input_shape == (3, 12, 12) and d.num_classes == 4
+    assert len(d.x_train) + len(d.x_val) + len(d.x_test) == 100
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.zeros((0, 8, 8)), "y": np.zeros(0, dtype=int)}, "empty"),
+        ({"x": np.zeros((10, 8, 8)), "y": np.zeros(9, dtype=int)}, "10 images but 9 labels"),
+        ({"x": np.full((10, 8, 8), np.nan), "y": np.arange(10) % 2}, "NaN"),
+        ({"a": np.zeros(3)}, "must hold arrays 'x' and 'y'"),
+    ],
+)
+def test_bad_npz_gives_clear_error(tmp_path: Path, arrays: dict, message: str) -> None:
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(SupernasError, match=message):
+        load_data(str(tmp_path / "bad.npz"))
+
+
+def test_unknown_dataset_lists_valid_names() -> None:
+    with pytest.raises(SupernasError, match="valid: digits, fashion-mnist, npz"):
+        load_data("cifar1000")
