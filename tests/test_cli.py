@@ -109,6 +109,44 @@ def test_run_resumes_after_a_kill_mid_retrain(tmp_path: Path) -> None:
     )
 
 
+def test_run_from_a_toml_config_respects_constraints(tmp_path: Path) -> None:
+    cfg = tmp_path / "nb.toml"
+    cfg.write_text(
+        """
+[run]
+space = "nb201"
+budget = 6
+top_k = 2
+trust_n = 2
+constraints = ["params<=12000"]
+
+[space_options]
+C = 4
+N = 1
+
+[supernet]
+epochs = 1
+
+[retrain]
+epochs = 1
+"""
+    )
+    out = tmp_path / "run"
+    r = invoke("run", "--config", str(cfg), "--out", str(out), "--quiet")
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "result.json").read_text())
+    assert res["space"] == "nb201" and res["best_arch"].startswith("|")
+    assert all(t["params"] <= 12000 for t in res["top_k"])
+    search = json.loads((out / "search.json").read_text())["result"]
+    from supernas import Arch, ArchCost, get_space
+
+    space = get_space("nb201", C=4, N=1, in_channels=1)
+    cost = ArchCost(space, (1, 8, 8))
+    assert all(cost.params(Arch.from_json(t["arch"])) <= 12000 for t in search["trials"])
+    saved = (out / "config.toml").read_text()
+    assert "C = 4" in saved and "params<=12000" in saved
+
+
 def test_stage_by_stage_train_search_retrain(tmp_path: Path) -> None:
     r = invoke(
         "train",

@@ -62,6 +62,7 @@ class RunConfig:
 
     def to_toml(self) -> str:
         d = asdict(self)
+        d["space_options"] = self.resolved_space_options()  # explicit in the saved config
         top = {k: v for k, v in d.items() if not isinstance(v, dict)}
         tables = {k: v for k, v in d.items() if isinstance(v, dict)}
         return tomli_w.dumps({"run": top, **tables})
