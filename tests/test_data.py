@@ -90,6 +90,15 @@ def test_real_fashion_mnist_subset() -> None:
     assert d.summary()["train_class_counts"] == [100] * 10
 
 
+def test_max_train_and_max_val_keep_stratified_subsets() -> None:
+    d = load_data("digits", max_train=200, max_val=100)
+    # per-class rounding: "at most N", within one image per class of N
+    assert 190 <= len(d.x_train) <= 200 and 90 <= len(d.x_val) <= 100
+    assert len(d.x_test) == 359
+    assert torch.bincount(d.y_val).min() >= 9
+    assert torch.equal(d.y_val, load_data("digits", max_val=100).y_val)  # same val images
+
+
 def test_npz_user_data(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "mine.npz", x=rng.random((100, 12, 12, 3)), y=np.arange(100) % 4)

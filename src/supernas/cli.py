@@ -48,6 +48,9 @@ DataDirOpt = Annotated[
 MaxTrainOpt = Annotated[
     int, typer.Option("--max-train", help="use at most N training images (0 = all)")
 ]
+MaxValOpt = Annotated[
+    int, typer.Option("--max-val", help="use at most N validation images (0 = all)")
+]
 SpaceOptOpt = Annotated[
     list[str] | None, typer.Option("--space-opt", help="space option KEY=VALUE, e.g. base_width=16")
 ]
@@ -80,11 +83,10 @@ def _constraints(
     return out
 
 
-def _load_data(data: str, data_dir: str, max_train: int) -> Any:
+def _load_data(data: str, data_dir: str, max_train: int, max_val: int) -> Any:
     from supernas.data import load_data
 
-    opts = {"max_train": max_train} if max_train else {}
-    return load_data(data, data_dir=data_dir or None, **opts)
+    return load_data(data, data_dir=data_dir or None, max_train=max_train, max_val=max_val)
 
 
 # -- listing -----------------------------------------------------------------------------
@@ -153,6 +155,7 @@ def run(
     ] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     max_train: Annotated[int | None, typer.Option("--max-train")] = None,
+    max_val: Annotated[int | None, typer.Option("--max-val")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="supernet epochs")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy")] = None,
@@ -184,6 +187,7 @@ def run(
         ("data", data),
         ("data_dir", data_dir),
         ("max_train", max_train),
+        ("max_val", max_val),
         ("seed", seed),
         ("strategy", strategy),
         ("budget", budget),
@@ -235,6 +239,7 @@ def train(
     data: DataOpt = "digits",
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
+    max_val: MaxValOpt = 0,
     epochs: Annotated[int, typer.Option("--epochs")] = 40,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 0.1,
@@ -254,7 +259,7 @@ def train(
 
     cons = _constraints(constraint, max_params, max_flops)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-    ds = _load_data(data, data_dir, max_train)
+    ds = _load_data(data, data_dir, max_train, max_val)
     cfg = RunConfig(space=space, space_options=_space_options(space_opt))
     sp = build_space(cfg, ds)
     feasible, _ = make_constraint(sp, ds.input_shape, cons)
@@ -292,6 +297,7 @@ def search(
     data: DataOpt = "digits",
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
+    max_val: MaxValOpt = 0,
     strategy: Annotated[str, typer.Option("--strategy")] = "evolution",
     budget: Annotated[int, typer.Option("--budget")] = 100,
     top_k: Annotated[int, typer.Option("--top-k")] = 5,
@@ -313,7 +319,7 @@ def search(
 
     cons = _constraints(constraint, max_params, max_flops)
     net, _ = load_supernet(supernet)
-    ds = _load_data(data, data_dir, max_train)
+    ds = _load_data(data, data_dir, max_train, max_val)
     _check_data_fits(net.space, ds)
     feasible, _ = make_constraint(net.space, ds.input_shape, cons)
     est = SupernetEstimator(net, ds, recal_batches=recal_batches, seed=seed)
@@ -363,6 +369,7 @@ def retrain(
     data: DataOpt = "digits",
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
+    max_val: MaxValOpt = 0,
     epochs: Annotated[int, typer.Option("--epochs")] = 15,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 0.1,
@@ -378,7 +385,7 @@ def retrain(
     from supernas.train import Recipe
 
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-    ds = _load_data(data, data_dir, max_train)
+    ds = _load_data(data, data_dir, max_train, max_val)
     if supernet is not None:
         ckpt = load_checkpoint(supernet)
         sp = get_space(ckpt["space"], **ckpt["space_options"])
@@ -404,6 +411,17 @@ def retrain(
         f"{a}: val accuracy {res.val_accuracy:.4f}, test accuracy "
         f"{res.test_accuracy:.4f} ({res.seconds:.1f} s); wrote {out}"
     )
+
+
+def _add_subapps() -> None:
+    from supernas.cli_bench import bench_app
+    from supernas.cli_hardware import hardware_app
+
+    app.add_typer(bench_app, name="bench")
+    app.add_typer(hardware_app, name="hardware")
+
+
+_add_subapps()
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ class RunConfig:
     data: str = "digits"
     data_dir: str = ""
     max_train: int = 0
+    max_val: int = 0
     method: str = "spos"
     supernet: Recipe = field(default_factory=lambda: Recipe(epochs=40, batch_size=64, lr=0.1))
     recal_batches: int = 8
@@ -54,8 +55,8 @@ class RunConfig:
             raise SupernasError(f"top_k must be at least 1, got {self.top_k}")
         if self.trust_n < 0 or self.trust_n == 1:
             raise SupernasError("trust_n must be 0 (skip the trust check) or at least 2")
-        if self.max_train < 0:
-            raise SupernasError("max_train must be >= 0 (0 = all)")
+        if self.max_train < 0 or self.max_val < 0:
+            raise SupernasError("max_train and max_val must be >= 0 (0 = all)")
 
     def resolved_space_options(self) -> dict[str, Any]:
         return {**DEFAULT_SPACE_OPTIONS.get(self.space, {}), **self.space_options}

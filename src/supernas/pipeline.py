@@ -108,7 +108,8 @@ class Run:
         data = load_data(
             cfg.data,
             data_dir=cfg.data_dir or None,
-            **({"max_train": cfg.max_train} if cfg.max_train else {}),
+            max_train=cfg.max_train,
+            max_val=cfg.max_val,
         )
         space = build_space(cfg, data)
         feasible, cost = make_constraint(space, data.input_shape, cfg.constraints)

@@ -152,6 +152,13 @@ def stratified_split(y: np.ndarray, fractions: tuple[float, ...], seed: int) -> 
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
+def _subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a stratified subset of about n of the labels y."""
+    if n < 1:
+        raise SupernasError(f"a split limit must be at least 1, got {n}")
+    return stratified_split(y, (n / len(y), 1 - n / len(y)), seed)[0]
+
+
 def make_dataset(
     name: str,
     x_train: np.ndarray,
@@ -163,13 +170,14 @@ def make_dataset(
     test_fraction: float = 0.2,
     split_seed: int = 0,
     max_train: int | None = None,
+    max_val: int | None = None,
     classes: list[str] | None = None,
     info: dict[str, Any] | None = None,
 ) -> Dataset:
     """Split (stratified, seeded), standardise with train-split statistics, wrap as tensors.
 
     With no test arrays, train/val/test come from one pool; with them, val comes from train.
-    `max_train` keeps a stratified subset of the training split (fast CPU runs).
+    `max_train` / `max_val` keep stratified subsets of those splits (fast CPU runs).
     """
     x_train, y_train = check_arrays(name, x_train, y_train)
     if x_test is None or y_test is None:
@@ -185,12 +193,11 @@ def make_dataset(
                 f"train {x_train.shape[1:]}"
             )
         tr, va = stratified_split(y_train, (1 - val_fraction, val_fraction), split_seed)
+    if max_val is not None and max_val < len(va):
+        va = va[_subset(y_train[va], max_val, split_seed + 2)]
     x_val, y_val = x_train[va], y_train[va]
     if max_train is not None and max_train < len(tr):
-        keep = stratified_split(
-            y_train[tr], (max_train / len(tr), 1 - max_train / len(tr)), split_seed + 1
-        )[0]
-        tr = tr[keep]
+        tr = tr[_subset(y_train[tr], max_train, split_seed + 1)]
     x_tr, y_tr = x_train[tr], y_train[tr]
     if len(x_tr) == 0:
         raise SupernasError(f"dataset {name!r}: the train split is empty")

@@ -89,7 +89,11 @@ def _find(folder: Path, stem: str) -> Path:
 
 @DATASETS.register("fashion-mnist")
 def fashion_mnist(
-    data_dir: str | None = None, split_seed: int = 0, max_train: int | None = None, **opts: Any
+    data_dir: str | None = None,
+    split_seed: int = 0,
+    max_train: int | None = None,
+    max_val: int | None = None,
+    **opts: Any,
 ) -> Dataset:
     """Fashion-MNIST (28x28, 10 classes): 60k train (val split off it) + the official 10k test."""
     folder = Path(data_dir or os.environ.get("SUPERNAS_FASHION_MNIST", FASHION_MNIST_DIR))
@@ -111,6 +115,7 @@ def fashion_mnist(
         split_seed=split_seed,
         val_fraction=opts.pop("val_fraction", 1 / 6),
         max_train=max_train,
+        max_val=max_val,
         classes=FASHION_CLASSES,
         info={"source": str(folder)},
         **opts,
@@ -152,9 +157,21 @@ def npz(path: str | None = None, split_seed: int = 0, **opts: Any) -> Dataset:
 
 
 def load_data(
-    data: str = "digits", *, data_dir: str | None = None, split_seed: int = 0, **options: Any
+    data: str = "digits",
+    *,
+    data_dir: str | None = None,
+    split_seed: int = 0,
+    max_train: int | None = None,
+    max_val: int | None = None,
+    **options: Any,
 ) -> Dataset:
-    """A dataset by registry name, or a path to a user's .npz file."""
+    """A dataset by registry name, or a path to a user's .npz file.
+
+    `max_train` / `max_val` (None or 0 = all) keep stratified subsets for fast CPU runs.
+    """
+    for key, val in (("max_train", max_train), ("max_val", max_val)):
+        if val:
+            options[key] = val
     if data.endswith(".npz"):
         return npz(path=data, split_seed=split_seed, **options)
     if data == "fashion-mnist":

@@ -4,7 +4,15 @@ Importing this package registers the built-in strategies: random, exhaustive, ev
 local_search.
 """
 
-from supernas.search import evolution, exhaustive, local, random  # noqa: F401  (registration)
+from supernas.search import (  # noqa: F401  (registration)
+    evolution,
+    exhaustive,
+    local,
+    multifidelity,
+    optuna_samplers,
+    policy,
+    random,
+)
 from supernas.search.base import (
     STRATEGIES,
     SearchResult,
