@@ -197,6 +197,32 @@ def test_stage_by_stage_train_search_retrain(tmp_path: Path) -> None:
     assert isinstance(state, dict) and state
 
 
+def test_multifidelity_hyperband_on_digits(tmp_path: Path) -> None:
+    out = tmp_path / "mf.json"
+    r = invoke(
+        "multifidelity",
+        "--space",
+        "nb201",
+        "--space-opt",
+        "C=2",
+        "--space-opt",
+        "N=1",
+        "--max-epochs",
+        "3",
+        "--budget",
+        "12",
+        "--max-train",
+        "300",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert 0 < res["spent"] <= 12 and res["top_k"]
+    assert all(0 <= t["val_accuracy"] <= 1 for t in res["top_k"])
+
+
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
@@ -225,6 +251,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         ),
         (["search", "--supernet", "missing.pt"], "checkpoint not found"),
         (["run", "--constraint", "latency<3"], "constraint"),
+        (["run", "--constraint", "latency_ms<=3"], "needs a latency lookup table"),
+        (["run", "--space", "nb201", "--lut", "missing.json"], "not found"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_code_2(

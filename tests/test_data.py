@@ -125,3 +125,16 @@ def test_bad_npz_gives_clear_error(tmp_path: Path, arrays: dict, message: str) -
 def test_unknown_dataset_lists_valid_names() -> None:
     with pytest.raises(SupernasError, match="valid: digits, fashion-mnist, npz"):
         load_data("cifar1000")
+
+
+def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    from supernas.io import write_json, write_text
+
+    p = write_text(tmp_path / "a.txt", "one")
+    write_json(p, {"two": 2})
+    assert p.read_text().strip().startswith("{") and len(list(tmp_path.iterdir())) == 1
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask

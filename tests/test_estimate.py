@@ -81,3 +81,14 @@ def test_rank_metrics_match_hand_computed_values() -> None:
     assert top_k_overlap([4, 3, 2, 1], [4, 1, 3, 2], 2) == 0.5
     assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
     assert rank_report([1, float("nan"), 3], [1, 2, 3])["n"] == 2
+
+
+def test_val_curve_ends_at_the_trained_models_val_accuracy(digits: Dataset) -> None:
+    from supernas import train_arch
+    from supernas.estimate import val_curve
+
+    space = get_space("nb201", C=2, N=1, in_channels=1)
+    arch = space.sample(1)
+    curve = list(val_curve(space, arch, digits, Recipe(epochs=3), seed=2))
+    _, res = train_arch(space, arch, digits, Recipe(epochs=3), seed=2)
+    assert len(curve) == 3 and curve[-1] == pytest.approx(res.val_accuracy)

@@ -25,6 +25,14 @@ from supernas.space import Arch, Choice, SearchSpace, get_space
 NAMES = list_strategies()
 #: options that make a strategy's asks depend on its seed (exhaustive is ordered by default)
 SEEDED = {"exhaustive": {"shuffle": True}}
+#: strategies slow per ask run the suite with fewer asks (the same checks): "gp" fits a
+#: Gaussian process at every ask after its 10 uniform startup trials (~0.2 s each)
+SCALE = {"gp": 0.1}
+
+
+def asks(name: str, n: int) -> int:
+    """`n` asks, scaled down for slow strategies."""
+    return max(1, round(n * SCALE.get(name, 1.0))) if n else 0
 
 
 def toy_space(n: int = 5, k: int = 4, name: str = "test_search_toy") -> SearchSpace:
@@ -100,9 +108,10 @@ def no_3x3_heavy(arch: Arch) -> bool:
 @pytest.mark.parametrize("name", NAMES)
 def test_asks_are_in_space_and_deterministic(name: str) -> None:
     f = Synthetic(NB201, nan_frac=0.1)
-    a = drive(get_strategy(name, NB201, seed=3), 120, f)
-    b = drive(get_strategy(name, NB201, seed=3), 120, f)
-    assert len(a) == 120 and all(x in NB201 for x in a)
+    n = asks(name, 120)
+    a = drive(get_strategy(name, NB201, seed=3), n, f)
+    b = drive(get_strategy(name, NB201, seed=3), n, f)
+    assert len(a) == n and all(x in NB201 for x in a)
     assert a == b
 
 
@@ -110,8 +119,8 @@ def test_asks_are_in_space_and_deterministic(name: str) -> None:
 def test_different_seeds_differ(name: str) -> None:
     f = Synthetic(NB201)
     opts = SEEDED.get(name, {})
-    a = drive(get_strategy(name, NB201, seed=1, **opts), 60, f)
-    b = drive(get_strategy(name, NB201, seed=2, **opts), 60, f)
+    a = drive(get_strategy(name, NB201, seed=1, **opts), asks(name, 60), f)
+    b = drive(get_strategy(name, NB201, seed=2, **opts), asks(name, 60), f)
     assert a != b
 
 
@@ -121,11 +130,11 @@ def test_state_dict_resume_is_exact(name: str, cut: int) -> None:
     f = Synthetic(NB201, nan_frac=0.1)
     opts = SEEDED.get(name, {})
     full = get_strategy(name, NB201, seed=5, **opts)
-    drive(full, cut, f)
+    drive(full, asks(name, cut), f)
     state = json.loads(json.dumps(full.state_dict(), allow_nan=False))
     restored = get_strategy(name, NB201, seed=5, **opts)
     restored.load_state_dict(state)
-    assert drive(restored, 60, f) == drive(full, 60, f)
+    assert drive(restored, asks(name, 60), f) == drive(full, asks(name, 60), f)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -140,8 +149,9 @@ def test_state_dict_refuses_other_options(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_constraint_respected(name: str) -> None:
     f = Synthetic(NB201)
-    asks = drive(get_strategy(name, NB201, seed=0, constraint=no_3x3_heavy), 150, f)
-    assert len(asks) == 150 and all(no_3x3_heavy(a) for a in asks)
+    n = asks(name, 150)
+    got = drive(get_strategy(name, NB201, seed=0, constraint=no_3x3_heavy), n, f)
+    assert len(got) == n and all(no_3x3_heavy(a) for a in got)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -157,7 +167,7 @@ def test_unsatisfiable_constraint_is_explained_or_ends(name: str) -> None:
 def test_pending_asks_do_not_break_it(name: str) -> None:
     f = Synthetic(NB201)
     s = get_strategy(name, NB201, seed=0, **({"population": 10} if name == "evolution" else {}))
-    for _ in range(15):
+    for _ in range(asks(name, 15)):
         batch = [s.ask() for _ in range(6)]
         assert all(a in NB201 for a in batch)
         for a in reversed(batch):
@@ -168,9 +178,10 @@ def test_pending_asks_do_not_break_it(name: str) -> None:
 def test_run_search_spends_budget_on_distinct_archs(name: str) -> None:
     f = Synthetic(NB201, nan_frac=0.2)
     seen: list[Trial] = []
-    res = run_search(get_strategy(name, NB201, seed=0), f.batch, 80, on_trial=seen.append)
-    assert len(res.trials) == 80 == f.calls == len({t.arch for t in res.trials})
-    assert seen == res.trials and [t.step for t in res.trials] == list(range(80))
+    n = asks(name, 80)
+    res = run_search(get_strategy(name, NB201, seed=0), f.batch, n, on_trial=seen.append)
+    assert len(res.trials) == n == f.calls == len({t.arch for t in res.trials})
+    assert seen == res.trials and [t.step for t in res.trials] == list(range(n))
     finite = [t.value for t in res.trials if not math.isnan(t.value)]
     assert res.best.value == max(finite) and not math.isnan(res.best.value)
     assert any(math.isnan(t.value) for t in res.trials)  # NaNs were there and did not win
@@ -189,7 +200,8 @@ def test_run_search_on_tiny_space_finds_all_and_stops(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_run_search_exact_resume(name: str) -> None:
     f = Synthetic(NB201, nan_frac=0.1)
-    full = run_search(get_strategy(name, NB201, seed=9), f.batch, 40)
+    budget, stop = asks(name, 40), asks(name, 14)
+    full = run_search(get_strategy(name, NB201, seed=9), f.batch, budget)
 
     saved: dict = {}
 
@@ -199,27 +211,28 @@ def test_run_search_exact_resume(name: str) -> None:
     def checkpoint(trial: Trial) -> None:
         saved["state"] = json.loads(json.dumps(strategy.state_dict()))
         saved["result"] = json.loads(json.dumps(SearchResult(list(partial)).to_json()))
-        if trial.step == 14:
+        if trial.step == stop:
             raise Interrupt
 
     strategy, partial = get_strategy(name, NB201, seed=9), []
     with pytest.raises(Interrupt):
-        run_search(strategy, f.batch, 40, on_trial=lambda t: (partial.append(t), checkpoint(t)))
+        run_search(strategy, f.batch, budget, on_trial=lambda t: (partial.append(t), checkpoint(t)))
     restored = get_strategy(name, NB201, seed=9)
     restored.load_state_dict(saved["state"])
     f.calls = 0
-    res = run_search(restored, f.batch, 40, resume=SearchResult.from_json(saved["result"]))
-    assert f.calls == 25 and as_json(res) == as_json(full)
+    res = run_search(restored, f.batch, budget, resume=SearchResult.from_json(saved["result"]))
+    assert f.calls == budget - stop - 1 and as_json(res) == as_json(full)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_run_search_replay_resume(name: str) -> None:
     f = Synthetic(NB201)
-    first = run_search(get_strategy(name, NB201, seed=2), f.batch, 15)
+    n1, n2 = asks(name, 15), asks(name, 40)
+    first = run_search(get_strategy(name, NB201, seed=2), f.batch, n1)
     f.calls = 0
-    res = run_search(get_strategy(name, NB201, seed=3), f.batch, 40, resume=first)
-    assert f.calls == 25 and as_json(SearchResult(res.trials[:15])) == as_json(first)
-    assert len({t.arch for t in res.trials}) == 40
+    res = run_search(get_strategy(name, NB201, seed=3), f.batch, n2, resume=first)
+    assert f.calls == n2 - n1 and as_json(SearchResult(res.trials[:n1])) == as_json(first)
+    assert len({t.arch for t in res.trials}) == n2
 
 
 # -- the loop and the result ----------------------------------------------------------------

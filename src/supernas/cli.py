@@ -59,6 +59,10 @@ ConstraintOpt = Annotated[
     typer.Option("--constraint", help="e.g. 'params<=2e5' or 'flops<1e7' (repeatable)"),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="seed for every random choice")]
+LutOpt = Annotated[
+    Path | None,
+    typer.Option("--lut", help="latency LUT (`supernas hardware lut`) for latency_ms"),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
 
@@ -165,6 +169,7 @@ def run(
     constraint: ConstraintOpt = None,
     max_params: Annotated[float | None, typer.Option("--max-params")] = None,
     max_flops: Annotated[float | None, typer.Option("--max-flops")] = None,
+    lut: LutOpt = None,
     top_k: Annotated[
         int | None, typer.Option("--top-k", help="archs retrained from scratch")
     ] = None,
@@ -188,6 +193,7 @@ def run(
         ("data_dir", data_dir),
         ("max_train", max_train),
         ("max_val", max_val),
+        ("lut", str(lut) if lut else None),
         ("seed", seed),
         ("strategy", strategy),
         ("budget", budget),
@@ -246,6 +252,7 @@ def train(
     constraint: ConstraintOpt = None,
     max_params: Annotated[float | None, typer.Option("--max-params")] = None,
     max_flops: Annotated[float | None, typer.Option("--max-flops")] = None,
+    lut: LutOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
@@ -262,7 +269,7 @@ def train(
     ds = _load_data(data, data_dir, max_train, max_val)
     cfg = RunConfig(space=space, space_options=_space_options(space_opt))
     sp = build_space(cfg, ds)
-    feasible, _ = make_constraint(sp, ds.input_shape, cons)
+    feasible, _ = make_constraint(sp, ds.input_shape, cons, lut=lut)
     import torch
 
     torch.manual_seed(seed)
@@ -298,32 +305,109 @@ def search(
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
     max_val: MaxValOpt = 0,
-    strategy: Annotated[str, typer.Option("--strategy")] = "evolution",
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="default: evolution, nsga2 with --minimize")
+    ] = None,
     budget: Annotated[int, typer.Option("--budget")] = 100,
     top_k: Annotated[int, typer.Option("--top-k")] = 5,
     constraint: ConstraintOpt = None,
     max_params: Annotated[float | None, typer.Option("--max-params")] = None,
     max_flops: Annotated[float | None, typer.Option("--max-flops")] = None,
+    minimize: Annotated[
+        list[str] | None,
+        typer.Option("--minimize", help="also minimise params, flops or latency_ms: Pareto front"),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="one search per target, e.g. 'latency_ms<=5' (repeatable)"),
+    ] = None,
+    lut: LutOpt = None,
     recal_batches: Annotated[int, typer.Option("--recal-batches")] = 8,
     seed: SeedOpt = 0,
     out: Annotated[Path | None, typer.Option("--out", help="write the result JSON here")] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Search a trained supernet (val accuracy after BN recalibration) and print the top-k."""
+    """Search a trained supernet (val accuracy after BN recalibration).
+
+    Plain: the top-k. With --minimize: the Pareto front of accuracy against cost, with its
+    hypervolume. With --target: train once, deploy many, one best arch per target.
+    """
     from supernas.console import progress_bar
+    from supernas.deploy import deploy_many, pareto_search
     from supernas.estimate import SupernetEstimator
+    from supernas.hardware import ArchCost
     from supernas.io import write_json
     from supernas.pipeline import make_constraint
     from supernas.search import get_strategy, run_search
     from supernas.train import load_supernet
 
+    if minimize and target:
+        raise SupernasError("use either --minimize (a Pareto front) or --target, not both")
     cons = _constraints(constraint, max_params, max_flops)
+    for t in target or []:
+        _constraints([t], None, None)
     net, _ = load_supernet(supernet)
     ds = _load_data(data, data_dir, max_train, max_val)
     _check_data_fits(net.space, ds)
-    feasible, _ = make_constraint(net.space, ds.input_shape, cons)
+    cost = ArchCost(net.space, ds.input_shape, lut=lut)
+    feasible, _ = make_constraint(net.space, ds.input_shape, cons, cost=cost)
     est = SupernetEstimator(net, ds, recal_batches=recal_batches, seed=seed)
-    strat = get_strategy(strategy, net.space, seed=seed, constraint=feasible)
+    if minimize:
+        strat_name = strategy or "nsga2"
+        with progress_bar("pareto search", budget, not quiet) as advance:
+            est.on_arch = advance
+            res = pareto_search(
+                net.space,
+                est.score,
+                cost,
+                minimize,
+                strategy=strat_name,
+                budget=budget,
+                seed=seed,
+                constraint=feasible,
+            )
+        _write_front(res, out)
+        table = Table("arch", "estimate", *minimize, title=f"Pareto front ({strat_name})")
+        for r in res["front"]:
+            table.add_row(r["arch"], f"{r['estimate']:.4f}", *(f"{r[m]:,.4g}" for m in minimize))
+        out_console.print(table)
+        out_console.print(f"hypervolume {res['hypervolume']:.6g} (reference {res['reference']})")
+        return
+    if target:
+        strat_name = strategy or "evolution"
+        rows = deploy_many(
+            net.space,
+            est.score,
+            cost,
+            target,
+            strategy=strat_name,
+            budget=budget,
+            seed=seed,
+            constraint=feasible,
+        )
+        if out:
+            write_json(
+                out,
+                {"strategy": strat_name, "budget": budget, "constraints": cons, "targets": rows},
+            )
+        table = Table(
+            "target", "best arch", "estimate", "params", "flops", title="train once, deploy many"
+        )
+        for r in rows:
+            if r["best_arch"] is None:
+                table.add_row(r["target"], "(none feasible)", "", "", "")
+            else:
+                table.add_row(
+                    r["target"],
+                    r["best_arch"],
+                    f"{r['estimate']:.4f}",
+                    f"{r['params']:,}",
+                    f"{r['flops']:,}",
+                )
+        out_console.print(table)
+        return
+    strat_name = strategy or "evolution"
+    strat = get_strategy(strat_name, net.space, seed=seed, constraint=feasible)
     with progress_bar("search", budget, not quiet) as advance:
         result = run_search(strat, est.score, budget, on_trial=lambda t: advance())
     top = result.top_k(top_k)
@@ -331,7 +415,7 @@ def search(
         write_json(
             out,
             {
-                "strategy": strategy,
+                "strategy": strat_name,
                 "budget": budget,
                 "constraints": cons,
                 "top_k": [{"arch": str(t.arch), "estimate": t.value} for t in top],
@@ -342,6 +426,25 @@ def search(
     for i, t in enumerate(top):
         table.add_row(str(i), str(t.arch), f"{t.value:.4f}")
     out_console.print(table)
+
+
+def _write_front(res: dict[str, Any], out: Path | None) -> None:
+    """result JSON, the front as CSV, and a PNG of estimate vs the first minimised metric."""
+    import csv
+    import io
+
+    from supernas.io import write_json, write_text
+    from supernas.report.plots import pareto_plot
+
+    if out is None:
+        return
+    write_json(out, res)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["arch", "estimate", *res["minimize"]])
+    w.writeheader()
+    w.writerows(res["front"])
+    write_text(out.with_suffix(".front.csv"), buf.getvalue())
+    pareto_plot(out.with_suffix(".front.png"), res["evaluated"], res["front"], res["minimize"][0])
 
 
 def _check_data_fits(space: Any, ds: Any) -> None:
@@ -411,6 +514,98 @@ def retrain(
         f"{a}: val accuracy {res.val_accuracy:.4f}, test accuracy "
         f"{res.test_accuracy:.4f} ({res.seconds:.1f} s); wrote {out}"
     )
+
+
+@app.command()
+@friendly
+def multifidelity(
+    space: Annotated[str, typer.Option("--space")] = "resnet18",
+    space_opt: SpaceOptOpt = None,
+    data: DataOpt = "digits",
+    data_dir: DataDirOpt = "",
+    max_train: MaxTrainOpt = 0,
+    max_val: MaxValOpt = 0,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="hyperband or successive_halving")
+    ] = "hyperband",
+    max_epochs: Annotated[int, typer.Option("--max-epochs", help="the full fidelity")] = 27,
+    min_epochs: Annotated[int, typer.Option("--min-epochs")] = 1,
+    eta: Annotated[int, typer.Option("--eta", help="keep 1/eta of the runs at each rung")] = 3,
+    budget: Annotated[int, typer.Option("--budget", help="total epochs over all runs")] = 300,
+    extrapolate: Annotated[
+        bool, typer.Option(help="stop runs whose extrapolated learning curve cannot win")
+    ] = True,
+    constraint: ConstraintOpt = None,
+    max_params: Annotated[float | None, typer.Option("--max-params")] = None,
+    max_flops: Annotated[float | None, typer.Option("--max-flops")] = None,
+    lut: LutOpt = None,
+    lr: Annotated[float, typer.Option("--lr")] = 0.1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    top_k: Annotated[int, typer.Option("--top-k")] = 5,
+    seed: SeedOpt = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="write the result JSON here")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Multi-fidelity search with standalone training: epochs are the fidelity.
+
+    Successive halving / Hyperband (Li et al. 2018) train many archs briefly and only the
+    best longer; learning-curve extrapolation stops runs that cannot catch up.
+    """
+    from supernas.config import RunConfig
+    from supernas.console import progress_bar
+    from supernas.estimate import val_curve
+    from supernas.io import write_json
+    from supernas.pipeline import build_space, make_constraint
+    from supernas.search import get_multifidelity, run_multifidelity
+    from supernas.train import Recipe
+
+    cons = _constraints(constraint, max_params, max_flops)
+    ds = _load_data(data, data_dir, max_train, max_val)
+    sp = build_space(RunConfig(space=space, space_options=_space_options(space_opt)), ds)
+    feasible, _ = make_constraint(sp, ds.input_shape, cons, lut=lut)
+    strat = get_multifidelity(
+        strategy,
+        sp,
+        seed=seed,
+        constraint=feasible,
+        max_resource=max_epochs,
+        min_resource=min_epochs,
+        eta=eta,
+        extrapolate=extrapolate,
+    )
+    Recipe(epochs=max_epochs, lr=lr, batch_size=batch_size)  # validate before any work
+
+    def objective(arch, epochs: int):
+        return val_curve(sp, arch, ds, Recipe(epochs=epochs, lr=lr, batch_size=batch_size), seed)
+
+    with progress_bar(f"{strategy} (epochs)", budget, not quiet) as advance:
+        result = run_multifidelity(strat, objective, budget, on_run=lambda r: advance(r.cost))
+    top = result.to_search_result().top_k(top_k)
+    if out:
+        write_json(
+            out,
+            {
+                "strategy": strategy,
+                "space": sp.name,
+                "space_options": sp.options,
+                "dataset": ds.name,
+                "budget_epochs": budget,
+                "spent": result.spent,
+                "early_stops": result.early_stops,
+                "top_k": [{"arch": str(t.arch), "val_accuracy": t.value} for t in top],
+                "result": result.to_json(),
+            },
+        )
+    table = Table(
+        "rank",
+        "arch",
+        f"val acc @ {max_epochs} epochs",
+        title=f"{strategy}: {result.spent} epochs spent, {len(result.runs)} runs, "
+        f"{result.early_stops} stopped early",
+    )
+    for i, t in enumerate(top):
+        table.add_row(str(i), str(t.arch), f"{t.value:.4f}")
+    out_console.print(table)
 
 
 def _add_subapps() -> None:

@@ -56,11 +56,19 @@ def regret_plot(path: Path, curves: dict[str, dict[str, list[float]]], title: st
         m, s = np.asarray(c["mean"]), np.asarray(c["std"])
         xs = np.arange(1, len(m) + 1)
         ax.plot(xs, m, label=label)
-        ax.fill_between(xs, m - s, m + s, alpha=0.2)
+        ax.fill_between(xs, m - s, m + s, alpha=0.12)
     ax.set_xlabel("queries (archs evaluated)")
     ax.set_ylabel("regret of the report column")
     ax.set_title(title, fontsize=9)
     ax.axhline(0.0, color="black", lw=0.6)
+    # The first few queries have regrets of several points; clip them so the tenths show.
+    n = max(len(c["mean"]) for c in curves.values())
+    early = max(c["mean"][min(n // 10, len(c["mean"]) - 1)] for c in curves.values())
+    low = min(
+        min((np.asarray(c["mean"]) - np.asarray(c["std"]))[n // 10 :], default=0.0)
+        for c in curves.values()
+    )
+    ax.set_ylim(min(0.0, low) - 0.05, max(2 * early, 0.5))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save_png(fig, path)
@@ -74,26 +82,29 @@ def pareto_plot(path: Path, result: dict[str, Any]) -> Path:
     import matplotlib.pyplot as plt
 
     cols = list(result["oracle"]["front"][0]["values"])[:2]
+    # Attainment staircase: with x minimised the best y holds from each point rightwards.
+    where = "post" if cols[1] in result["minimize"] else "pre"
     fig, ax = plt.subplots(figsize=(5, 3.8))
+    lows = []
     for i, run in enumerate(result["seeds"]):
-        xs = [p["values"][cols[1]] for p in run["front"]]
-        ys = [p["values"][cols[0]] for p in run["front"]]
+        pts = sorted((p["values"][cols[1]], p["values"][cols[0]]) for p in run["front"])
+        lows.append(min(y for _, y in pts))
         ax.step(
-            xs,
-            ys,
-            where="post",
+            [x for x, _ in pts],
+            [y for _, y in pts],
+            where=where,
             color="#7f7f7f",
             alpha=0.4,
             label="seed fronts" if i == 0 else "_nolegend_",
         )
     front = result["oracle"]["front"]
+    ys = [p["values"][cols[0]] for p in front]
     ax.scatter(
-        [p["values"][cols[1]] for p in front],
-        [p["values"][cols[0]] for p in front],
-        s=10,
-        color="#d62728",
-        label="table's true front",
+        [p["values"][cols[1]] for p in front], ys, s=10, color="#d62728", label="table's true front"
     )
+    low, top = min(lows), max(ys)  # the true front's far end may lie below what seeds found
+    pad = 0.05 * (top - low) + 1e-9
+    ax.set_ylim(low - pad, top + pad)
     ax.set_xlabel(cols[1])
     ax.set_ylabel(cols[0])
     ax.set_title(f"{result['strategy']}, budget {result['budget']}: Pareto fronts", fontsize=9)
@@ -178,6 +189,8 @@ def search(
     )
     o = result["oracle"]
     t = RichTable(title=f"bench search: {strategy}, budget {budget}", show_header=False)
+    t.add_column(overflow="fold")
+    t.add_column(overflow="fold")
     t.add_row("guide / report", f"{', '.join(objective)} / {result['report_column']}")
     if result["constraints"]:
         t.add_row("constraints", ", ".join(result["constraints"]))
@@ -198,7 +211,10 @@ def search(
             pareto_plot(Path(f"{stem}_pareto.png"), result),
         ]
         t.add_row("hypervolume (mean ± std)", f"{result['mean']:.4f} ± {result['std']:.4f}")
-        t.add_row("table's true front hypervolume", f"{o['hypervolume']:.4f}")
+        t.add_row(
+            "table's true front hypervolume",
+            f"{o['hypervolume']:.4f} (found {100 * result['hypervolume_ratio']:.1f}% of it)",
+        )
         t.add_row(
             "reference point", ", ".join(f"{k}={v:g}" for k, v in result["reference"].items())
         )

@@ -44,6 +44,7 @@ class RunConfig:
     )
     budget: int = 120
     constraints: list[str] = field(default_factory=list)
+    lut: str = ""
     top_k: int = 3
     retrain: Recipe = field(default_factory=lambda: Recipe(epochs=15, batch_size=64, lr=0.1))
     trust_n: int = 10

@@ -23,10 +23,10 @@ console = Console(stderr=True)
 @contextmanager
 def progress_bar(
     description: str, total: int, enabled: bool = True
-) -> Iterator[Callable[[], None]]:
-    """Yield `advance()`; shows a bar with count, elapsed time and ETA when enabled."""
+) -> Iterator[Callable[..., None]]:
+    """Yield `advance(n=1)`; shows a bar with count, elapsed time and ETA when enabled."""
     if not enabled or total <= 0:
-        yield lambda: None
+        yield lambda n=1: None
         return
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -39,7 +39,7 @@ def progress_bar(
         transient=False,
     ) as prog:
         task = prog.add_task(description, total=total)
-        yield lambda: prog.advance(task)
+        yield lambda n=1: prog.advance(task, n)
 
 
 class RunLog:

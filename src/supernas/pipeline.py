@@ -30,13 +30,30 @@ from supernas.supernet import Supernet, build_supernet
 from supernas.train import TRAINERS, get_trainer, load_supernet
 from supernas.train.spos import sample_constrained
 
+LUT_NEEDED = (
+    "a latency_ms constraint needs a latency lookup table: build one with "
+    "`supernas hardware lut ... --out lut.json` and pass --lut lut.json"
+)
 
-def make_constraint(space: SearchSpace, input_shape: tuple[int, ...], constraints: list[str]):
-    """A predicate over archs from strings like 'params<=2e5', or None when unconstrained."""
-    if not constraints:
-        return None, None
+
+def make_constraint(
+    space: SearchSpace,
+    input_shape: tuple[int, ...],
+    constraints: list[str],
+    cost: ArchCost | None = None,
+    lut: str | Path | None = None,
+):
+    """A predicate over archs from strings like 'params<=2e5', or None when unconstrained.
+
+    `latency_ms` constraints need a latency LUT (`supernas hardware lut`) for this space.
+    """
     parsed = [parse_constraint(c) for c in constraints]
-    cost = ArchCost(space, input_shape)
+    needs_lut = any(c.metric == "latency_ms" for c in parsed)
+    if needs_lut and lut is None and (cost is None or cost.lut is None):
+        raise SupernasError(LUT_NEEDED)
+    cost = cost or ArchCost(space, input_shape, lut=lut)
+    if not parsed:
+        return None, cost
 
     def feasible(arch: Arch) -> bool:
         return all(c.check(cost, arch) for c in parsed)
@@ -63,6 +80,7 @@ class Run:
         self.out = Path(out)
         self.resume = resume
         self.quiet = quiet
+        self._resumed = False
 
     # -- folder --------------------------------------------------------------------------
     def _load_config(self) -> None:
@@ -75,6 +93,7 @@ class Run:
                     "or choose another --out"
                 )
             self.config = RunConfig.load(cfg_path)
+            self._resumed = True
         elif self.out.exists() and any(self.out.iterdir()):
             raise SupernasError(f"{self.out} exists and is not a supernas run folder")
 
@@ -84,8 +103,9 @@ class Run:
         SPACES.get(cfg.space)
         STRATEGIES.get(cfg.strategy)
         TRAINERS.get(cfg.method)
-        for c in cfg.constraints:
-            parse_constraint(c)
+        parsed = [parse_constraint(c) for c in cfg.constraints]
+        if any(c.metric == "latency_ms" for c in parsed) and not cfg.lut:
+            raise SupernasError(LUT_NEEDED)
 
     def path(self, name: str) -> Path:
         return self.out / name
@@ -112,11 +132,14 @@ class Run:
             max_val=cfg.max_val,
         )
         space = build_space(cfg, data)
-        feasible, cost = make_constraint(space, data.input_shape, cfg.constraints)
-        cost = cost or ArchCost(space, data.input_shape)
+        feasible, cost = make_constraint(
+            space, data.input_shape, cfg.constraints, lut=cfg.lut or None
+        )
         if not (self.out / "config.toml").exists():
             write_text(self.out / "config.toml", cfg.to_toml())
         self.log = RunLog(self.out / "log.txt", quiet=self.quiet)
+        if self.resume and self._resumed:
+            self.log(f"resuming the run in {self.out} with its saved config.toml")
         s = data.summary()
         self.log(
             f"data {s['name']}: train {s['train']}, val {s['val']}, test {s['test']}, "
@@ -162,7 +185,8 @@ class Run:
                 on_step=advance,
                 on_epoch=lambda r: self._log_epoch(r),
             )
-        seconds = time.perf_counter() - t0
+        # summed over epochs, so a training resumed after a kill still reports its whole time
+        seconds = sum(h["seconds"] for h in history) or time.perf_counter() - t0
         write_json(
             self.path("train.json"),
             {"done": True, "method": cfg.method, "history": history, "seconds": seconds},

@@ -1,5 +1,24 @@
-"""Benchmarks and trust: rank metrics of any estimator against ground truth."""
+"""Benchmarks and trust: rank metrics, tabular benchmarks and table-driven search."""
 
 from supernas.bench.metrics import kendall_tau, rank_report, spearman_rho, top_k_overlap
+from supernas.bench.table import (
+    ColumnConstraint,
+    Table,
+    TableEstimator,
+    load_tables,
+    parse_column_constraint,
+)
+from supernas.bench.table_search import table_search
 
-__all__ = ["kendall_tau", "rank_report", "spearman_rho", "top_k_overlap"]
+__all__ = [
+    "ColumnConstraint",
+    "Table",
+    "TableEstimator",
+    "kendall_tau",
+    "load_tables",
+    "parse_column_constraint",
+    "rank_report",
+    "spearman_rho",
+    "table_search",
+    "top_k_overlap",
+]

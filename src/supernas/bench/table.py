@@ -161,16 +161,6 @@ class Table:
             "the table's archs are not in a known space (" + "; ".join(failures) + ")"
         )
 
-    def arch_text(self, arch: Arch | str) -> str | None:
-        """The table's text for `arch` (an Arch of `space()` or a string), None if absent."""
-        if isinstance(arch, str):
-            try:
-                arch = self.space().parse(arch)
-            except SupernasError:
-                return None
-        self.space()
-        return self._parsed.get(arch)
-
     def arch_values(self, column: str) -> dict[Arch, float]:
         """{Arch: value} over the table's space: what estimators and constraints look up."""
         vals = self.values(column)

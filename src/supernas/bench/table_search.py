@@ -4,7 +4,9 @@ Why: on a table every query is a dictionary lookup, so a strategy's sample effic
 measured over many seeds and compared with published numbers (NB201: guide by
 `cifar10_valid`, report `cifar10_test`). Each new arch costs one unit of budget; archs that
 break a constraint or are missing from the table are refused by the strategy's constraint
-before the query, so they cost nothing.
+before the query, so they cost nothing. Strategies find feasible archs by rejection
+sampling, so a table (or constraint) keeping under ~2% of the space is refused for every
+strategy but `exhaustive`.
 
 Multi-objective (`minimize` given, or several objectives): every objective is maximised, the
 `minimize` columns as their negation, and each seed's result is the Pareto front of the
@@ -25,16 +27,9 @@ import numpy as np
 
 from supernas.bench.table import ColumnConstraint, Table, load_tables, parse_column_constraint
 from supernas.errors import SupernasError
-from supernas.search import STRATEGIES, get_strategy, run_search
-
-try:  # being added to supernas.search.pareto; a local copy until it lands
-    from supernas.search.pareto import hypervolume, non_dominated
-except ImportError:  # pragma: no cover
-    from supernas.bench._pareto_fallback import hypervolume, non_dominated
+from supernas.search import STRATEGIES, Strategy, get_strategy, list_strategies, run_search
+from supernas.search.pareto import hypervolume, non_dominated
 from supernas.space import Arch
-
-#: strategies whose ask ignores the told values, so they serve several objectives as well.
-_VALUE_BLIND = {"random", "exhaustive"}
 
 
 def _mean_std(xs: Sequence[float]) -> tuple[float, float]:
@@ -51,11 +46,9 @@ def _curve(rows: list[list[float]]) -> dict[str, list[float]]:
     return {"mean": a.mean(axis=0).tolist(), "std": std.tolist()}
 
 
-def supports_multi_objective(strategy: str) -> bool:
-    """True for strategies that accept a vector of values (flag `multi_objective`) or
-    ignore the values altogether (random, exhaustive)."""
-    cls = STRATEGIES.get(strategy)
-    return strategy in _VALUE_BLIND or bool(getattr(cls, "multi_objective", False))
+def multi_objective_strategies() -> list[str]:
+    """Strategies flagged `multi_objective`: they are told a tuple per arch."""
+    return [n for n in list_strategies() if STRATEGIES.get(n).multi_objective]
 
 
 def _as_seeds(seeds: int | Iterable[int]) -> list[int]:
@@ -65,9 +58,80 @@ def _as_seeds(seeds: int | Iterable[int]) -> list[int]:
     return out
 
 
-def _front(points: np.ndarray) -> list[int]:
-    """Indices of the non-dominated rows (all objectives maximised)."""
-    return [int(i) for i in non_dominated(points)]
+def _candidates(pts: np.ndarray) -> np.ndarray:
+    """Indices that may be non-dominated: a fast sort-filter sweep (whole tables are large).
+
+    In lexicographically decreasing order a point can only be dominated by an earlier one,
+    and then by an earlier non-dominated one, so each point is compared with the front so far.
+    """
+    order = np.lexsort(pts.T[::-1])[::-1]
+    front: list[int] = []
+    for i in order:
+        f = pts[front]
+        if not np.any(np.all(f >= pts[i], axis=1) & np.any(f > pts[i], axis=1)):
+            front.append(int(i))
+    return np.array(sorted(front), dtype=np.int64)
+
+
+class _Problem:
+    """The table seen as a search problem: objective vectors, feasibility and the oracle."""
+
+    def __init__(
+        self,
+        table: Table,
+        objectives: list[str],
+        minimize: list[str],
+        report: str,
+        constraints: Sequence[str | ColumnConstraint],
+    ) -> None:
+        self.columns = objectives + minimize
+        if len(set(self.columns)) != len(self.columns):
+            raise SupernasError(f"a column is given twice among the objectives: {self.columns}")
+        self.space = table.space()
+        self.lookups = [table.arch_values(c) for c in self.columns]
+        self.signs = [1.0] * len(objectives) + [-1.0] * len(minimize)
+        self.guide, self.report = self.lookups[0], table.arch_values(report)
+        self.cons = [c if callable(c) else parse_column_constraint(c, table) for c in constraints]
+        self.feasible = [a for a in self.guide if self.ok(a)]
+        if not self.feasible:
+            raise SupernasError(
+                "no arch of the table satisfies the constraints: " + ", ".join(self.texts)
+            )
+
+    @property
+    def texts(self) -> list[str]:
+        return [getattr(c, "text", repr(c)) for c in self.cons]
+
+    def ok(self, arch: Arch) -> bool:
+        return arch in self.guide and all(c(arch) for c in self.cons)
+
+    def predicate(self) -> Callable[[Arch], bool] | None:
+        """The strategy's constraint; none for a full table without constraints (faster)."""
+        return None if not self.cons and len(self.guide) == self.space.size else self.ok
+
+    def vector(self, arch: Arch) -> tuple[float, ...]:
+        return tuple(s * lk[arch] for s, lk in zip(self.signs, self.lookups, strict=True))
+
+    def point(self, arch: Arch) -> dict[str, Any]:
+        """A front member in the columns' own units (minimised ones not negated)."""
+        values = {c: lk[arch] for c, lk in zip(self.columns, self.lookups, strict=True)}
+        return {"arch": str(arch), "values": values}
+
+    def front(self, archs: list[Arch]) -> tuple[list[Arch], np.ndarray]:
+        """The non-dominated archs, best first objective first, and their vectors."""
+        pts = np.array([self.vector(a) for a in archs])
+        cand = _candidates(pts)
+        idx = sorted((int(cand[i]) for i in non_dominated(pts[cand])), key=lambda i: -pts[i][0])
+        return [archs[i] for i in idx], pts[idx]
+
+    def oracle(self) -> dict[str, Any]:
+        best = max(self.feasible, key=self.guide.__getitem__)  # the first among equals
+        return {
+            "arch": str(best),
+            "objective": self.guide[best],
+            "report": self.report[best],
+            "report_max": max(self.report[a] for a in self.feasible),
+        }
 
 
 def table_search(
@@ -87,105 +151,84 @@ def table_search(
     the best arch found by `objective`); `oracle` is the best feasible arch of the whole table
     by `objective`, so `oracle.report - report` is the regret (it can be negative when the
     guide and report columns disagree, e.g. validation vs test accuracy).
-    Multi-objective: `mean`/`std` are over the seeds' hypervolumes (module doc).
+    Multi-objective: `mean`/`std` are over the seeds' hypervolumes (module doc); `best_arch`
+    and the trajectories follow the first objective.
     """
     table = tables if isinstance(tables, Table) else load_tables(list(tables))
     objectives = [objective] if isinstance(objective, str) else list(objective)
     minimize = [minimize] if isinstance(minimize, str) else list(minimize)
     if not objectives:
         raise SupernasError("no objective column given")
-    columns = objectives + minimize
-    if len(set(columns)) != len(columns):
-        raise SupernasError(f"a column is given twice among the objectives: {columns}")
-    report = report or objectives[0]
-    multi = len(columns) > 1
-    if multi and not supports_multi_objective(strategy):
+    STRATEGIES.get(strategy)  # an unknown name fails first, listing the valid ones
+    multi = len(objectives) + len(minimize) > 1
+    if multi and strategy not in multi_objective_strategies():
         raise SupernasError(
-            f"strategy {strategy!r} optimises one objective; for several objectives use a "
-            "multi-objective strategy (nsga2, nsga3) or random"
+            f"strategy {strategy!r} optimises one objective; for several objectives use one "
+            f"of: {', '.join(multi_objective_strategies()) or '(none registered)'}"
         )
     seeds = _as_seeds(seeds)
     options = dict(strategy_options or {})
-    space = table.space()
-    lookups = [table.arch_values(c) for c in columns]
-    signs = [1.0] * len(objectives) + [-1.0] * len(minimize)
-    guide, report_of = lookups[0], table.arch_values(report)
-    cons = [c if callable(c) else parse_column_constraint(c, table) for c in constraints]
-
-    def ok(arch: Arch) -> bool:
-        return arch in guide and all(c(arch) for c in cons)
-
-    feasible = [a for a in guide if ok(a)]
-    if not feasible:
+    report = report or objectives[0]
+    prob = _Problem(table, objectives, minimize, report, constraints)
+    space = prob.space
+    if strategy != "exhaustive" and len(prob.feasible) * Strategy.max_tries < 20 * space.size:
         raise SupernasError(
-            "no arch of the table satisfies the constraints: "
-            + ", ".join(getattr(c, "text", repr(c)) for c in cons)
+            f"only {len(prob.feasible):,} of the {space.size:,} archs of space {space.name!r} "
+            "are in the table and feasible: strategies that draw at random under the "
+            "constraint would fail; use --strategy exhaustive (with shuffle=true) or a fuller "
+            "table"
         )
-    # A table covering the whole space without constraints needs no predicate (faster asks).
-    predicate: Callable[[Arch], bool] | None = None if not cons and len(guide) == space.size else ok
-
-    def vector(arch: Arch) -> tuple[float, ...]:
-        return tuple(s * lk[arch] for s, lk in zip(signs, lookups, strict=True))
 
     def score(archs: list[Arch]) -> list[Any]:
         for a in archs:
-            if not ok(a):  # a bug in the strategy: it must honour its constraint
+            if not prob.ok(a):  # a bug in the strategy: it must honour its constraint
                 raise SupernasError(f"strategy {strategy!r} proposed {a}, which is infeasible")
-        return [vector(a) if multi else guide[a] for a in archs]
+        return [prob.vector(a) if multi else prob.guide[a] for a in archs]
 
-    best = max(feasible, key=lambda a: guide[a])  # first in table order among equals
-    oracle: dict[str, Any] = {
-        "arch": str(best),
-        "objective": guide[best],
-        "report": report_of[best],
-        "report_max": max(report_of[a] for a in feasible),
-    }
+    oracle = prob.oracle()
     reference: list[float] = []
     if multi:
-        all_points = np.array([vector(a) for a in feasible])
-        reference = all_points.min(axis=0).tolist()
-        true_front = _front(all_points)
-        true_front.sort(key=lambda i: -all_points[i][0])
-        oracle["front"] = [_point(feasible[i], columns, lookups) for i in true_front]
-        oracle["hypervolume"] = float(hypervolume(all_points[true_front], reference))
+        true_front, pts = prob.front(prob.feasible)
+        reference = np.array([prob.vector(a) for a in prob.feasible]).min(axis=0).tolist()
+        oracle["front"] = [prob.point(a) for a in true_front]
+        oracle["hypervolume"] = float(hypervolume(pts, reference))
 
     runs, seconds = [], []
     for seed in seeds:
         t0 = time.perf_counter()
-        strat = get_strategy(strategy, space, seed=seed, constraint=predicate, **options)
+        strat = get_strategy(strategy, space, seed=seed, constraint=prob.predicate(), **options)
         result = run_search(strat, score, budget)
         seconds.append(time.perf_counter() - t0)
         archs = [t.arch for t in result.trials]
-        run, incumbent = _seed_result(seed, archs, guide, report_of, oracle["report"])
-        run["feasible"] = all(c(incumbent) for c in cons)  # checked, not assumed
+        run, incumbent = _seed_result(seed, archs, prob.guide, prob.report, oracle["report"])
+        run["feasible"] = all(c(incumbent) for c in prob.cons)  # checked, not assumed
         if multi:
-            pts = np.array([vector(a) for a in archs])
-            idx = sorted(_front(pts), key=lambda i: -pts[i][0])
-            run["front"] = [_point(archs[i], columns, lookups) for i in idx]
-            run["hypervolume"] = float(hypervolume(pts[idx], reference))
+            front, pts = prob.front(archs)
+            run["front"] = [prob.point(a) for a in front]
+            run["hypervolume"] = float(hypervolume(pts, reference))
         runs.append(run)
 
-    reports = [r["report"] for r in runs]
     out: dict[str, Any] = {
         "objective": objectives[0] if len(objectives) == 1 else objectives,
         "report_column": report,
         "minimize": minimize,
-        "constraints": [getattr(c, "text", repr(c)) for c in cons],
+        "constraints": prob.texts,
         "strategy": strategy,
         "strategy_options": options,
         "budget": budget,
-        "table_archs": len(guide),
-        "feasible_archs": len(feasible),
+        "table_archs": len(prob.guide),
+        "feasible_archs": len(prob.feasible),
         "oracle": oracle,
     }
+    reports = [r["report"] for r in runs]
+    out["mean"], out["std"] = _mean_std(reports)
     if multi:
+        out["report_mean"], out["report_std"] = out["mean"], out["std"]
         out["mean"], out["std"] = _mean_std([r["hypervolume"] for r in runs])
-        out["reference"] = dict(
-            zip(columns, [s * r for s, r in zip(signs, reference, strict=True)], strict=True)
-        )
-        out["report_mean"], out["report_std"] = _mean_std(reports)
-    else:
-        out["mean"], out["std"] = _mean_std(reports)
+        out["hypervolume_ratio"] = out["mean"] / oracle["hypervolume"]  # of the true front's
+        out["reference"] = {
+            c: s * r for c, s, r in zip(prob.columns, prob.signs, reference, strict=True)
+        }
     regret = _mean_std([oracle["report"] - v for v in reports])
     out["regret"] = {"mean": regret[0], "std": regret[1]}
     out["feasible_fraction"] = sum(r["feasible"] for r in runs) / len(runs)
@@ -193,12 +236,6 @@ def table_search(
     out["seconds_per_run"] = float(np.mean(seconds))
     out["seeds"] = runs
     return out
-
-
-def _point(arch: Arch, columns: list[str], lookups: list[dict[Arch, float]]) -> dict[str, Any]:
-    """One front member in the columns' own units (minimised ones not negated)."""
-    values = {c: lk[arch] for c, lk in zip(columns, lookups, strict=True)}
-    return {"arch": str(arch), "values": values}
 
 
 def _seed_result(

@@ -2,7 +2,7 @@
 
 from supernas.estimate.base import Estimator
 from supernas.estimate.cost import FlopsEstimator, ParamsEstimator
-from supernas.estimate.scratch import TrainFromScratch, train_arch
+from supernas.estimate.scratch import TrainFromScratch, train_arch, val_curve
 from supernas.estimate.supernet import SupernetEstimator
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "SupernetEstimator",
     "TrainFromScratch",
     "train_arch",
+    "val_curve",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -10,7 +10,7 @@ from supernas.data import Dataset
 from supernas.errors import SupernasError
 from supernas.space import Arch, SearchSpace
 from supernas.supernet import build_network
-from supernas.train import Recipe, TrainResult, train_model
+from supernas.train import Recipe, TrainResult, evaluate, train_epochs, train_model
 
 
 def train_arch(
@@ -21,6 +21,22 @@ def train_arch(
         torch.manual_seed(seed)
         model = build_network(space, arch)
     return model, train_model(model, data, recipe, seed=seed)
+
+
+def val_curve(
+    space: SearchSpace, arch: Arch, data: Dataset, recipe: Recipe, seed: int = 0
+) -> Iterator[float]:
+    """Val accuracy after each epoch of standalone training: a multi-fidelity objective.
+
+    The cosine schedule spans `recipe.epochs`. Closing the generator stops the training,
+    which is how learning-curve extrapolation saves the epochs of a bad run.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_network(space, arch)
+    for _ in train_epochs(model, data, recipe, seed):
+        model.eval()
+        yield evaluate(model, data.batches("val", 256))[0]
 
 
 class TrainFromScratch:

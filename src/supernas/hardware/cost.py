@@ -1,4 +1,4 @@
-"""Cost of one architecture: parameters and FLOPs of its standalone network, and constraints.
+"""Cost of one architecture: parameters, FLOPs and (with a LUT) latency, and constraints.
 
 FLOPs are what `torch.utils.flop_counter.FlopCounterMode` counts: 2 x multiply-accumulates
 of convolutions and matrix products (a Conv2d is 2*Cin/groups*Cout*k*k*Hout*Wout, a Linear
@@ -12,16 +12,18 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from supernas.errors import SupernasError
+from supernas.hardware.lut import LatencyLUT
 from supernas.space import Arch, SearchSpace
 from supernas.supernet import build_network
 
-METRICS = ("params", "flops")
+METRICS = ("params", "flops", "latency_ms")
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "<": operator.lt,
@@ -61,54 +63,77 @@ class ArchCost:
 
     Why meta: a network built on the meta device has shapes but no storage, so even huge
     widths cost almost nothing to count. If building or running on meta fails, the CPU is
-    used instead; both give the same numbers.
+    used instead; both give the same numbers. `latency_ms` needs a latency LUT (a
+    LatencyLUT or the path of its JSON) built for the same space options and input shape:
+    predicting from it is a few dict lookups, so constraints on latency stay cheap.
     """
 
     def __init__(
-        self, space: SearchSpace, input_shape: tuple[int, ...], device: str = "meta"
+        self,
+        space: SearchSpace,
+        input_shape: tuple[int, ...],
+        device: str = "meta",
+        lut: LatencyLUT | str | Path | None = None,
     ) -> None:
         if device not in ("meta", "cpu"):
             raise SupernasError(f"ArchCost device must be 'meta' or 'cpu', got {device!r}")
         self.space = space
         self.input_shape = tuple(int(d) for d in input_shape)
         self.device = device
-        self._cache: dict[Arch, tuple[int, int]] = {}
+        # separate caches: counting params needs no forward pass, FLOPs do (and cost ~10x more)
+        self._cache: dict[str, dict[Arch, int]] = {"params": {}, "flops": {}}
+        if isinstance(lut, str | Path):
+            lut = LatencyLUT.load(lut)
+        if lut is not None:
+            lut.check_space(space, self.input_shape)
+        self.lut = lut
 
     def params(self, arch: Arch) -> int:
-        return self._measure(arch)[0]
+        return self._measure("params", arch)
 
     def flops(self, arch: Arch) -> int:
-        return self._measure(arch)[1]
+        return self._measure("flops", arch)
 
-    def metric(self, name: str, arch: Arch) -> int:
-        """`params` or `flops` by name (what a Constraint asks for)."""
+    def latency_ms(self, arch: Arch) -> float:
+        """Predicted batch-1 latency (ms) from the LUT."""
+        if self.lut is None:
+            raise SupernasError(
+                "latency_ms needs a latency lookup table (ArchCost(..., lut=...)); "
+                "build one with `supernas hardware lut`"
+            )
+        return self.lut.predict(self.space.validate(arch))
+
+    def metric(self, name: str, arch: Arch) -> int | float:
+        """`params`, `flops` or `latency_ms` by name (what a Constraint asks for)."""
         if name not in METRICS:
             raise SupernasError(f"unknown cost metric {name!r}; valid: {', '.join(METRICS)}")
-        return self._measure(arch)[METRICS.index(name)]
+        if name == "latency_ms":
+            return self.latency_ms(arch)
+        return self._measure(name, arch)
 
-    def _measure(self, arch: Arch) -> tuple[int, int]:
+    def _measure(self, metric: str, arch: Arch) -> int:
         arch = self.space.validate(arch)
-        cost = self._cache.get(arch)
-        if cost is None:
-            cost = self._measure_on(arch, self.device)
-            self._cache[arch] = cost
-        return cost
+        cache = self._cache[metric]
+        if arch not in cache:
+            cache[arch] = self._measure_on(metric, arch, self.device)
+        return cache[arch]
 
-    def _measure_on(self, arch: Arch, device: str) -> tuple[int, int]:
+    def _count(self, metric: str, net: torch.nn.Module) -> int:
+        return count_params(net) if metric == "params" else count_flops(net, self.input_shape)
+
+    def _measure_on(self, metric: str, arch: Arch, device: str) -> int:
         if device == "meta":
             try:
                 with torch.device("meta"):
-                    net = build_network(self.space, arch)
-                    return count_params(net), count_flops(net, self.input_shape)
+                    return self._count(metric, build_network(self.space, arch))
             except (RuntimeError, NotImplementedError, TypeError):
                 pass  # an op without a meta kernel: count on the CPU instead
-        net = build_network(self.space, arch)
-        return count_params(net), count_flops(net, self.input_shape)
+        return self._count(metric, build_network(self.space, arch))
 
 
 @dataclass(frozen=True)
 class Constraint:
-    """A bound on one cost metric, e.g. params <= 1e6."""
+    """A bound on one cost metric, e.g. params <= 1e6 or latency_ms <= 5."""
 
     metric: str
     op: str
@@ -128,10 +153,15 @@ _CONSTRAINT = re.compile(
 
 
 def parse_constraint(text: str) -> Constraint:
-    """'params<=1e6', 'flops < 300M' -> Constraint. Suffixes k/K, M, G scale the number."""
+    """'params<=1e6', 'flops < 300M', 'latency_ms<=5' -> Constraint.
+
+    Suffixes k/K, M, G scale the number; latency_ms is in milliseconds and needs an ArchCost
+    with a LUT when checked.
+    """
     form = (
-        "expected '<metric><op><number>' with metric in {params, flops}, op in {<=, <, >=, >} "
-        "and an optional k/M/G suffix, e.g. 'params<=1e6' or 'flops<300M'"
+        "expected '<metric><op><number>' with metric in {params, flops, latency_ms}, op in "
+        "{<=, <, >=, >} and an optional k/M/G suffix, e.g. 'params<=1e6', 'flops<300M' or "
+        "'latency_ms<=5'"
     )
     m = _CONSTRAINT.match(text) if isinstance(text, str) else None
     if m is None:

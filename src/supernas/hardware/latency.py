@@ -6,6 +6,14 @@ thread makes numbers comparable across machines with different core counts and s
 concurrent jobs from fighting over cores. `measure_interleaved` times several models in
 rounds so that drift in machine load hits all of them alike.
 
+Clocks: with one thread both torch and ONNX Runtime compute in the calling thread, so its
+CPU time (`time.thread_time`, clock="cpu") is the forward's compute time *without* the
+time the thread sat descheduled while other jobs ran. On a shared, oversubscribed machine
+wall-clock medians can double (measured here: 7.7 ms wall vs 3.8 ms CPU for one net whose
+wall p10 was 3.4 ms); CPU time is what the model takes on an idle core. clock="auto"
+(default) uses CPU time with one thread and wall time (`time.perf_counter`) otherwise,
+since the calling thread's CPU time would miss the work of the other threads.
+
 ONNX export uses torch's documented default exporter (`torch.onnx.export(dynamo=True)`,
 which needs `onnxscript`); where onnxscript is missing it falls back to the legacy
 TorchScript exporter. Sessions run on CPUExecutionProvider with ORT's default graph
@@ -32,6 +40,7 @@ from torch import nn
 from supernas.errors import SupernasError
 
 BACKENDS = ("eager", "onnx")
+CLOCKS = ("auto", "cpu", "wall")
 Runner = Callable[[], Any]
 
 
@@ -43,6 +52,7 @@ class LatencyResult:
     p10: float
     p90: float
     repeats: int
+    clock: str = "wall"
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -52,6 +62,17 @@ def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise SupernasError(f"unknown latency backend {backend!r}; valid: {', '.join(BACKENDS)}")
     return backend
+
+
+def resolve_clock(clock: str, threads: int) -> str:
+    """'auto' -> 'cpu' with one thread, 'wall' otherwise; 'cpu' with threads > 1 is refused."""
+    if clock not in CLOCKS:
+        raise SupernasError(f"unknown clock {clock!r}; valid: {', '.join(CLOCKS)}")
+    if clock == "auto":
+        return "cpu" if threads == 1 else "wall"
+    if clock == "cpu" and threads != 1:
+        raise SupernasError("clock='cpu' needs threads=1 (it times only the calling thread)")
+    return clock
 
 
 def _shape(input_shape: Sequence[int]) -> tuple[int, ...]:
@@ -107,7 +128,7 @@ def onnx_bytes(model: nn.Module, input_shape: Sequence[int]) -> bytes:
                 torch.onnx.export(model, (x,), buf, input_names=["x"], dynamo=False)
                 return buf.getvalue()
             program = torch.onnx.export(model, (x,), input_names=["x"], dynamo=True)
-            return program.model_proto.SerializeToString()
+            return _split_passthrough(program.model_proto).SerializeToString()
     except SupernasError:
         raise
     except Exception as exc:  # the exporters raise many types
@@ -115,6 +136,32 @@ def onnx_bytes(model: nn.Module, input_shape: Sequence[int]) -> bytes:
         raise SupernasError(f"cannot export {type(model).__name__} to ONNX: {first}") from None
     finally:
         model.train(was_training)
+
+
+def _split_passthrough(proto: Any) -> Any:
+    """Keep graph input names unique, as ORT requires, for identity-like models.
+
+    Why: for an op that returns its input the exporter may emit a node or an output that
+    reuses the input's name ('x' -> 'x'); ORT rejects that as a duplicate definition.
+    """
+    from onnx import helper
+
+    graph = proto.graph
+    inputs = {i.name for i in graph.input}
+    rename: dict[str, str] = {}
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
+        for i, name in enumerate(node.output):
+            if name in inputs:
+                rename[name] = node.output[i] = f"{name}_out{len(rename)}"
+    for n, out in enumerate(graph.output):
+        out.name = rename.get(out.name, out.name)
+        if out.name in inputs:
+            new = f"output_{n}"
+            graph.node.append(helper.make_node("Identity", [out.name], [new]))
+            out.name = new
+    return proto
 
 
 def ort_session(data: bytes | str | Path, threads: int = 1) -> Any:
@@ -175,7 +222,10 @@ def export_onnx(
 def make_runner(
     model: nn.Module, input_shape: Sequence[int], backend: str = "eager", threads: int = 1
 ) -> Runner:
-    """A zero-argument callable running one batch-1 forward (inputs prepared up front)."""
+    """A zero-argument callable running one batch-1 forward (inputs prepared up front).
+
+    Puts `model` in eval mode (BN uses running stats, as deployed) and leaves it there.
+    """
     check_backend(backend)
     shape = _shape(input_shape)
     x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(0))
@@ -192,13 +242,14 @@ def make_runner(
     return run
 
 
-def _summary(samples: list[float]) -> LatencyResult:
+def _summary(samples: list[float], clock: str) -> LatencyResult:
     ms = np.asarray(samples) * 1e3
     return LatencyResult(
         median_ms=float(statistics.median(ms)),
         p10=float(np.percentile(ms, 10)),
         p90=float(np.percentile(ms, 90)),
         repeats=len(samples),
+        clock=clock,
     )
 
 
@@ -209,6 +260,7 @@ def measure_interleaved(
     repeats: int = 30,
     rounds: int = 5,
     threads: int = 1,
+    clock: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> list[LatencyResult]:
     """Time several runners in `rounds` round-robin passes of about repeats/rounds calls each.
@@ -218,12 +270,14 @@ def measure_interleaved(
     `progress(i)` is called after runner i's first timed pass (for progress bars).
     """
     if repeats < 1 or warmup < 0 or rounds < 1:
-        raise SupernasError(f"need repeats >= 1, warmup >= 0, rounds >= 1 (got {repeats}, "
-                            f"{warmup}, {rounds})")
+        raise SupernasError(
+            f"need repeats >= 1, warmup >= 0, rounds >= 1 (got {repeats}, {warmup}, {rounds})"
+        )
+    clock = resolve_clock(clock, threads)
+    now = time.thread_time if clock == "cpu" else time.perf_counter
     rounds = min(rounds, repeats)
     per = [repeats // rounds + (r < repeats % rounds) for r in range(rounds)]
     samples: list[list[float]] = [[] for _ in runners]
-    clock = time.perf_counter
     with torch_threads(threads):
         for run in runners:
             for _ in range(warmup):
@@ -231,12 +285,12 @@ def measure_interleaved(
         for r, n in enumerate(per):
             for i, run in enumerate(runners):
                 for _ in range(n):
-                    t0 = clock()
+                    t0 = now()
                     run()
-                    samples[i].append(clock() - t0)
+                    samples[i].append(now() - t0)
                 if r == 0 and progress is not None:
                     progress(i)
-    return [_summary(s) for s in samples]
+    return [_summary(s, clock) for s in samples]
 
 
 def measure_latency(
@@ -247,12 +301,19 @@ def measure_latency(
     warmup: int = 10,
     repeats: int = 50,
     threads: int = 1,
+    clock: str = "auto",
 ) -> LatencyResult:
     """Batch-1 latency of `model` on one input of shape `input_shape` (no batch dim).
 
     eager: torch in eval mode under inference_mode; onnx: exported in memory and run by an
-    ONNX Runtime CPU session. Both with `threads` intra-op threads.
+    ONNX Runtime CPU session. Both with `threads` intra-op threads; `clock` as above.
     """
-    runner = make_runner(model, input_shape, backend, threads)
-    return measure_interleaved([runner], warmup=warmup, repeats=repeats, rounds=1,
-                               threads=threads)[0]
+    was_training = model.training
+    try:
+        runner = make_runner(model, input_shape, backend, threads)
+        res = measure_interleaved(
+            [runner], warmup=warmup, repeats=repeats, threads=threads, clock=clock
+        )
+    finally:
+        model.train(was_training)
+    return res[0]

@@ -61,3 +61,29 @@ def search_trajectory(path: Path, values: list[float], best: list[float]) -> Pat
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def pareto_plot(
+    path: Path, evaluated: list[dict[str, Any]], front: list[dict[str, Any]], metric: str
+) -> Path:
+    """Estimate vs one minimised metric: every evaluated arch, the front highlighted."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.scatter(
+        [e[metric] for e in evaluated],
+        [e["estimate"] for e in evaluated],
+        s=10,
+        alpha=0.4,
+        color="#7f7f7f",
+        label="evaluated",
+    )
+    pts = sorted((f[metric], f["estimate"]) for f in front)
+    ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="#d62728")
+    ax.scatter(
+        [p[0] for p in pts], [p[1] for p in pts], s=24, color="#d62728", label="Pareto front"
+    )
+    ax.set_xlabel(metric)
+    ax.set_ylabel("estimate")
+    ax.set_title(f"Pareto front: estimate vs {metric}")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -3,6 +3,9 @@
 Why ask/tell (as Optuna's samplers): a strategy sees only a space, archs and numbers, never a
 model, so the same strategy runs on a supernet, a proxy or a benchmark table, and the caller
 decides how archs get evaluated and when to checkpoint.
+
+A value is one number or, for multi-objective search, a tuple of numbers. Every objective is
+MAXIMISED: negate what you minimise (latency, params), e.g. `(accuracy, -latency_ms)`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import inspect
 import json
 import math
 import operator
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,15 +22,50 @@ import numpy as np
 
 from supernas.errors import SupernasError
 from supernas.registry import Registry
+from supernas.search.pareto import non_dominated
 from supernas.space import Arch, SearchSpace
 
+#: one objective's value, or a tuple of them (multi-objective); all are maximised
+Value = float | tuple[float, ...]
 Constraint = Callable[[Arch], bool]
-Objective = Callable[[list[Arch]], list[float]]
+Objective = Callable[[list[Arch]], Sequence[float | Sequence[float]]]
 
 
 def score_key(value: float) -> float:
     """Ranking key: NaN (a failed evaluation) ranks with -inf, below every real value."""
     return -math.inf if math.isnan(value) else value
+
+
+def as_value(value: object) -> Value:
+    """A float, or a tuple of floats for several objectives; a one-element sequence is its number.
+
+    Raises SupernasError (and never TypeError) for anything else, so callers can explain it.
+    """
+    if isinstance(value, str | bytes):
+        raise SupernasError(f"not a number: {value!r}")
+    if isinstance(value, Sequence | np.ndarray):
+        try:
+            values = tuple(float(v) for v in np.asarray(value, dtype=object).ravel())
+        except (TypeError, ValueError):
+            raise SupernasError(f"not a number or a sequence of numbers: {value!r}") from None
+        if not values:
+            raise SupernasError("an empty sequence is not a value")
+        return values[0] if len(values) == 1 else values
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SupernasError(f"not a number: {value!r}") from None
+
+
+def value_key(value: Value) -> Value:
+    """`score_key` of a value or of each objective of a vector value."""
+    if isinstance(value, tuple):
+        return tuple(score_key(v) for v in value)
+    return score_key(value)
+
+
+def n_objectives(value: Value) -> int:
+    return len(value) if isinstance(value, tuple) else 1
 
 
 def float_to_json(value: float) -> float | str:
@@ -39,10 +77,24 @@ def float_from_json(obj: float | str) -> float:
     return float(obj)
 
 
+def value_to_json(value: Value) -> float | str | list[float | str]:
+    if isinstance(value, tuple):
+        return [float_to_json(v) for v in value]
+    return float_to_json(value)
+
+
+def value_from_json(obj: float | str | list[float | str]) -> Value:
+    if isinstance(obj, list):
+        return tuple(float_from_json(v) for v in obj)
+    return float_from_json(obj)
+
+
 class Strategy:
     """Base of all strategies: `ask()` proposes an arch, `tell(arch, value)` reports its value.
 
-    Higher values are better; NaN (a failed evaluation) counts as -inf. Scikit-learn style:
+    Higher values are better; NaN (a failed evaluation) counts as -inf. A strategy with
+    `multi_objective = True` also takes tuples (each objective maximised); the others refuse
+    them with a SupernasError. Scikit-learn style:
     `__init__` stores (and checks) its arguments and nothing else; the state (RNG, population,
     ...) is created on first use, so a strategy built from a config can be restored with
     `load_state_dict` before it ever asks. The constraint is code, not state: pass the same one
@@ -51,6 +103,8 @@ class Strategy:
     """
 
     name: ClassVar[str] = ""
+    #: True when `_tell` accepts vector values (tuples of floats, one per objective).
+    multi_objective: ClassVar[bool] = False
     #: draws of `_sample`/`_mutate` before a constraint is declared unsatisfiable.
     max_tries: ClassVar[int] = 1000
 
@@ -110,16 +164,29 @@ class Strategy:
             self._asks += 1
         return arch
 
-    def tell(self, arch: Arch, value: float) -> None:
-        """Report `arch`'s value (higher is better; NaN or -inf for a failed evaluation)."""
+    def tell(self, arch: Arch, value: float | Sequence[float]) -> None:
+        """Report `arch`'s value (higher is better; NaN or -inf for a failed evaluation).
+
+        A sequence is one value per objective, all maximised; only strategies with
+        `multi_objective = True` take more than one. NaN objectives arrive as -inf.
+        """
         arch = self.space.validate(arch)
         try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise SupernasError(f"value for {arch} must be a number, got {value!r}") from None
+            v = as_value(value)
+        except SupernasError:
+            raise SupernasError(
+                f"value for {arch} must be a number or a sequence of numbers, got {value!r}"
+            ) from None
+        if isinstance(v, tuple) and not self.multi_objective:
+            raise SupernasError(
+                f"strategy {self.name or type(self).__name__!r} is single-objective but was told "
+                f"{len(v)} objectives; use a multi-objective strategy ("
+                + ", ".join(n for n in list_strategies() if STRATEGIES.get(n).multi_objective)
+                + ") or combine the objectives into one number"
+            )
         self._start()
         self._tells += 1
-        self._tell(arch, score_key(v))
+        self._tell(arch, value_key(v))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this strategy is; strict-JSON-safe."""
@@ -168,8 +235,9 @@ class Strategy:
     def _ask(self) -> Arch | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _tell(self, arch: Arch, value: float) -> None:
-        """`arch` is validated and `value` is never NaN (failures arrive as -inf)."""
+    def _tell(self, arch: Arch, value: Value) -> None:
+        """`arch` is validated and `value` has no NaN (failures arrive as -inf); `value` is a
+        tuple only for `multi_objective` strategies."""
 
     def _get_state(self) -> dict[str, Any]:
         return {}
@@ -249,26 +317,33 @@ def list_strategies() -> list[str]:
 # -- results -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Trial:
-    """One evaluated arch; `step` is its position in evaluation order (0-based)."""
+    """One evaluated arch; `step` is its position in evaluation order (0-based).
+
+    `value` is a float, or a tuple of floats (one per objective, all maximised).
+    """
 
     arch: Arch
-    value: float
+    value: Value
     step: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "arch": self.arch.to_json(), "value": float_to_json(self.value)}
+        return {"step": self.step, "arch": self.arch.to_json(), "value": value_to_json(self.value)}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Trial:
         try:
-            return cls(Arch.from_json(obj["arch"]), float_from_json(obj["value"]), int(obj["step"]))
+            return cls(Arch.from_json(obj["arch"]), value_from_json(obj["value"]), int(obj["step"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise SupernasError(f"not a trial record (need step, arch, value): {exc}") from None
 
 
 @dataclass
 class SearchResult:
-    """The trials of one search, in evaluation order. NaN values rank with -inf."""
+    """The trials of one search, in evaluation order. NaN values rank with -inf.
+
+    With vector values (several objectives) there is no single best: `best`, `top_k` and
+    `trajectory` raise a SupernasError, and `pareto_front()` gives the non-dominated trials.
+    """
 
     trials: list[Trial] = field(default_factory=list)
 
@@ -278,14 +353,43 @@ class SearchResult:
         return len(self.trials)
 
     @property
+    def n_objectives(self) -> int:
+        """Objectives per value (1 for plain numbers; 1 when there are no trials)."""
+        return max((n_objectives(t.value) for t in self.trials), default=1)
+
+    def _single(self, what: str) -> None:
+        if self.n_objectives > 1:
+            raise SupernasError(
+                f"the search has {self.n_objectives} objectives, so it has no single {what}; "
+                "use pareto_front() (or rank the trials by one objective yourself)"
+            )
+
+    def pareto_front(self) -> list[Trial]:
+        """The non-dominated trials (every objective maximised), distinct archs, in order.
+
+        A trial is dominated when another is at least as good in every objective and better
+        in one; NaN counts as -inf, so failed trials appear only if nothing else does. With
+        one objective this is every distinct arch sharing the best value.
+        """
+        first: dict[Arch, Trial] = {}
+        for t in self.trials:
+            first.setdefault(t.arch, t)
+        trials = list(first.values())
+        points = [value_key(t.value) for t in trials]
+        points = [p if isinstance(p, tuple) else (p,) for p in points]
+        return [trials[i] for i in non_dominated(points)]
+
+    @property
     def best(self) -> Trial:
-        """The best trial; the earliest among equals."""
+        """The best trial; the earliest among equals. Single-objective results only."""
+        self._single("best trial")
         if not self.trials:
             raise SupernasError("the search has no trials: nothing was evaluated")
         return max(self.trials, key=lambda t: score_key(t.value))
 
     def top_k(self, k: int) -> list[Trial]:
         """The k best distinct archs, best first (earlier first among equals; NaN/-inf last)."""
+        self._single("ranking")
         ranked = sorted(self.trials, key=lambda t: -score_key(t.value))
         out: list[Trial] = []
         seen: set[Arch] = set()
@@ -299,6 +403,7 @@ class SearchResult:
 
     def trajectory(self) -> list[float]:
         """Best value so far after each evaluation (-inf until a real value arrives)."""
+        self._single("trajectory")
         out, best = [], -math.inf
         for t in self.trials:
             best = max(best, score_key(t.value))
@@ -326,6 +431,10 @@ def run_search(
 ) -> SearchResult:
     """Ask/tell until `budget` distinct archs are evaluated; return all trials in order.
 
+    `objective` maps a list of archs to one value each: a number, or a sequence of numbers
+    (one per objective, all maximised) for multi-objective strategies; every value must have
+    the same number of objectives.
+
     Each new arch costs one unit of budget (one call `objective([arch])`); an arch asked again
     is told its cached value for free. The loop stops when the budget is spent, the strategy
     returns None, or after `20 * budget + 1000` asks (a strategy that only repeats itself).
@@ -344,10 +453,12 @@ def run_search(
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise SupernasError(f"budget must be a positive integer (archs to evaluate): {budget!r}")
     result = SearchResult()
-    cache: dict[Arch, float] = {}
+    cache: dict[Arch, Value] = {}
+    n_obj: int | None = None
     if resume is not None:
         replay = not strategy.started
         for t in resume.trials:
+            n_obj = _check_objectives(n_obj, t.value, t.arch)
             result.trials.append(t)
             cache[t.arch] = t.value
             if replay:
@@ -367,12 +478,13 @@ def run_search(
         if len(values) != 1:
             raise SupernasError(f"objective returned {len(values)} values for 1 arch")
         try:
-            value = float(values[0])
-        except (TypeError, ValueError):
+            value = as_value(values[0])
+        except SupernasError:
             raise SupernasError(
-                f"objective returned {values[0]!r} for {arch}; expected a number "
-                "(NaN or -inf for a failed evaluation)"
+                f"objective returned {values[0]!r} for {arch}; expected a number or a sequence "
+                "of numbers, one per objective (NaN or -inf for a failed evaluation)"
             ) from None
+        n_obj = _check_objectives(n_obj, value, arch)
         trial = Trial(arch, value, len(result.trials))
         result.trials.append(trial)
         cache[arch] = value
@@ -380,3 +492,10 @@ def run_search(
         if on_trial is not None:
             on_trial(trial)
     return result
+
+
+def _check_objectives(n_obj: int | None, value: Value, arch: Arch) -> int:
+    n = n_objectives(value)
+    if n_obj is not None and n != n_obj:
+        raise SupernasError(f"the value for {arch} has {n} objective(s); earlier ones had {n_obj}")
+    return n

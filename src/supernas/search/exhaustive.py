@@ -15,8 +15,11 @@ class Exhaustive(Strategy):
 
     Why: on small spaces (NB201's 15,625 cells) with a cheap objective it gives the true
     optimum; `shuffle=True` makes a budget-limited run an unbiased sample without repeats.
-    Refuses spaces above `limit` (default `SearchSpace.max_enumerate`) when built.
+    Refuses spaces above `limit` (default `SearchSpace.max_enumerate`) when built. Values are
+    ignored, so it takes several objectives too.
     """
+
+    multi_objective = True
 
     def __init__(
         self,

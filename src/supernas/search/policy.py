@@ -8,7 +8,7 @@ so the step size does not depend on the scale of the values (accuracy in % or in
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from supernas.search.base import (
 )
 from supernas.space import Arch, SearchSpace
 
-_BETAS, _EPS = (0.9, 0.999), 1e-8
+_BETA2, _EPS = 0.999, 1e-8
 _CHUNK = 16  # policy samples drawn per numpy call while looking for a new feasible arch
 
 
@@ -53,12 +53,15 @@ class PolicyStrategy(Strategy):
     repeat. A failed evaluation (-inf) is learnt as the worst finite value seen so far.
     """
 
+    #: Adam's first-moment decay; 0 makes it RMSprop (a zero gradient then stops at once).
+    beta1: ClassVar[float] = 0.9
+
     def __init__(
         self,
         space: SearchSpace,
         seed: int = 0,
         constraint: Constraint | None = None,
-        lr: float = 0.05,
+        lr: float = 0.1,
         entropy: float = 0.0,
     ) -> None:
         super().__init__(space, seed, constraint)
@@ -113,11 +116,11 @@ class PolicyStrategy(Strategy):
 
     def _step(self, grad: np.ndarray) -> None:
         """One Adam ascent step on the logits."""
-        b1, b2 = _BETAS
+        b1, b2 = self.beta1, _BETA2
         self._t += 1
         self._m = b1 * self._m + (1 - b1) * grad
         self._v = b2 * self._v + (1 - b2) * grad**2
-        m_hat = self._m / (1 - b1**self._t)
+        m_hat = self._m / (1 - b1**self._t) if b1 else self._m
         v_hat = self._v / (1 - b2**self._t)
         self._logits = self._logits + self.lr * m_hat / (np.sqrt(v_hat) + _EPS)
 
@@ -202,7 +205,7 @@ class Reinforce(PolicyStrategy):
         space: SearchSpace,
         seed: int = 0,
         constraint: Constraint | None = None,
-        lr: float = 0.05,
+        lr: float = 0.1,
         momentum: float = 0.9,
         entropy: float = 0.0,
     ) -> None:
@@ -240,15 +243,19 @@ class PPO(PolicyStrategy):
     `batch_size` tells: advantages = value - baseline (moving average of batch means, first
     batch: its own mean), standardised if `normalize`, then `epochs` full-batch Adam steps on
     mean(min(ratio * A, clip(ratio, 1 +- clip) * A)) + entropy * H. The clip keeps each batch
-    from moving the policy far from the one that collected it, so a batch can be reused.
+    from moving the policy far from the one that collected it, so a batch can be reused. The
+    optimiser is RMSprop (Adam without momentum): momentum would carry the logits on past the
+    clip range.
     """
+
+    beta1: ClassVar[float] = 0.0
 
     def __init__(
         self,
         space: SearchSpace,
         seed: int = 0,
         constraint: Constraint | None = None,
-        lr: float = 0.05,
+        lr: float = 0.1,
         batch_size: int = 10,
         epochs: int = 4,
         clip: float = 0.2,
@@ -291,15 +298,14 @@ class PPO(PolicyStrategy):
             if self._baseline is None
             else (self.momentum * self._baseline + (1 - self.momentum) * mean)
         )
-        rows = np.arange(idx.shape[1])
+        onehot = np.zeros((len(idx), *self._mask.shape))
+        onehot[np.arange(len(idx))[:, None], np.arange(idx.shape[1])[None, :], idx] = 1.0
         for _ in range(self.epochs):
             ratio = np.exp(self._log_prob(idx) - old_logp)
             # the clipped term has zero gradient where it is the minimum
             active = ~(
                 ((adv > 0) & (ratio > 1 + self.clip)) | ((adv < 0) & (ratio < 1 - self.clip))
             )
-            onehot = np.zeros((len(idx),) + self._mask.shape)
-            onehot[np.arange(len(idx))[:, None], rows[None, :], idx] = 1.0
             score = np.where(self._mask, onehot - self._probs()[None], 0.0)
             w = np.where(active, adv * ratio, 0.0) / len(idx)
             grad = (w[:, None, None] * score).sum(axis=0)

@@ -17,8 +17,10 @@ class RandomSearch(Strategy):
     Archs it is told about (e.g. replayed trials) count as seen too. When `max_tries` samples
     in a row were all seen, a space up to `max_enumerate` is enumerated: the ask is then a
     uniform choice among the unseen feasible archs, or None when none is left; a larger
-    space allows a repeat.
+    space allows a repeat. Values are ignored, so it takes several objectives too.
     """
+
+    multi_objective = True
 
     def __init__(
         self, space: SearchSpace, seed: int = 0, constraint: Constraint | None = None

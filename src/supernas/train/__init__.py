@@ -9,7 +9,7 @@ from supernas.train.spos import (
     sample_constrained,
     supernet_checkpoint,
 )
-from supernas.train.standalone import TrainResult, train_model
+from supernas.train.standalone import TrainResult, train_epochs, train_model
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -25,5 +25,6 @@ __all__ = [
     "register_trainer",
     "sample_constrained",
     "supernet_checkpoint",
+    "train_epochs",
     "train_model",
 ]

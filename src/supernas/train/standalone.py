@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,21 +30,17 @@ class TrainResult:
         }
 
 
-def train_model(
-    model: nn.Module,
-    data: Dataset,
-    recipe: Recipe,
-    seed: int = 0,
-    on_epoch: Callable[[int, float], None] | None = None,
-) -> TrainResult:
-    """Fit `model` on the train split; report val and test accuracy of the final weights."""
-    start = time.perf_counter()
+def train_epochs(model: nn.Module, data: Dataset, recipe: Recipe, seed: int = 0) -> Iterator[float]:
+    """Train epoch by epoch, yielding the mean train loss after each one.
+
+    A generator, so a caller can evaluate, log or stop between epochs (learning-curve
+    extrapolation stops bad runs this way) without a callback API.
+    """
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(data.x_train) // recipe.batch_size)
     opt = recipe.optimizer(model.parameters())
     sched = recipe.scheduler(opt, recipe.epochs * steps_per_epoch)
     loss_fn = recipe.loss_fn()
-    history = []
     for epoch in range(recipe.epochs):
         model.train()
         total, n = 0.0, 0
@@ -61,9 +57,23 @@ def train_model(
             sched.step()
             total += loss.item() * len(y)
             n += len(y)
-        history.append(total / n)
+        yield total / n
+
+
+def train_model(
+    model: nn.Module,
+    data: Dataset,
+    recipe: Recipe,
+    seed: int = 0,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Fit `model` on the train split; report val and test accuracy of the final weights."""
+    start = time.perf_counter()
+    history = []
+    for epoch, loss in enumerate(train_epochs(model, data, recipe, seed)):
+        history.append(loss)
         if on_epoch:
-            on_epoch(epoch, total / n)
+            on_epoch(epoch, loss)
     model.eval()
     val, _ = evaluate(model, data.batches("val", 256))
     test, _ = evaluate(model, data.batches("test", 256))

@@ -1,0 +1,219 @@
+"""Every registered search strategy on NAS-Bench-201, from the tables (no training).
+
+Settings (all over seeds 0..K-1, each new arch one query):
+- honest:      guided by cifar10_valid, reports cifar10_test (the NB201 paper's protocol),
+               budgets 50/100/300 by default;
+- ORACLE:      guided by cifar100_test, reports cifar100_test (guiding by a test column is
+               an upper bound, not a result: labelled as such);
+- constrained: edgegpu_latency <= its median over the table (HW-NAS-Bench, Jetson TX2),
+               guided by cifar10_valid, budget 200, reports cifar10_test and the % of seeds
+               whose returned arch satisfies the constraint (checked, not assumed).
+`exhaustive` is skipped: on a table it is the oracle itself. Writes
+benchmarks/results/search_nb201.json (after each strategy, atomically) and regret PNGs.
+
+    .venv/bin/python benchmarks/search_nb201.py --seeds 5 --budgets 100 --strategies random
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from supernas.bench.table import load_tables
+from supernas.bench.table_search import table_search
+from supernas.cli_bench import regret_plot
+from supernas.errors import SupernasError
+from supernas.io import read_json, write_json
+from supernas.search import list_strategies
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "nb201"
+RESULTS = ROOT / "benchmarks" / "results"
+CONSTRAINT = "edgegpu_latency<=median"
+
+
+def settings(budgets: list[int], constrained_budget: int) -> list[dict[str, Any]]:
+    out = []
+    for b in budgets:
+        out.append(
+            {
+                "setting": "cifar10",
+                "objective": "cifar10_valid",
+                "report": "cifar10_test",
+                "budget": b,
+                "constraints": [],
+            }
+        )
+    for b in budgets:
+        out.append(
+            {
+                "setting": "ORACLE cifar100",
+                "objective": "cifar100_test",
+                "report": "cifar100_test",
+                "budget": b,
+                "constraints": [],
+            }
+        )
+    out.append(
+        {
+            "setting": "constrained",
+            "objective": "cifar10_valid",
+            "report": "cifar10_test",
+            "budget": constrained_budget,
+            "constraints": [CONSTRAINT],
+        }
+    )
+    return out
+
+
+def run_one(table: Any, strategy: str, s: dict[str, Any], seeds: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    r = table_search(
+        table,
+        s["objective"],
+        report=s["report"],
+        constraints=s["constraints"],
+        strategy=strategy,
+        budget=s["budget"],
+        seeds=seeds,
+    )
+    return {
+        **s,
+        "strategy": strategy,
+        "seeds": seeds,
+        "mean": r["mean"],
+        "std": r["std"],
+        "regret": r["regret"],
+        "feasible_fraction": r["feasible_fraction"],
+        "oracle": r["oracle"],
+        "seconds_per_run": r["seconds_per_run"],
+        "seconds": time.perf_counter() - t0,
+        "regret_curve": {k: [round(v, 4) for v in c] for k, c in r["regret_curve"].items()},
+        "per_seed": [
+            {
+                "seed": x["seed"],
+                "best_arch": x["best_arch"],
+                "report": x["report"],
+                "queries": x["queries"],
+            }
+            for x in r["seeds"]
+        ],
+    }
+
+
+def plots(rows: list[dict[str, Any]], prefix: Path) -> list[Path]:
+    """One PNG per setting: each strategy's mean regret curve at its largest budget."""
+    out = []
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        mine = [r for r in rows if r["setting"] == setting]
+        last = {r["strategy"]: r for r in sorted(mine, key=lambda r: r["budget"])}
+        curves = {f"{k} ({r['seeds']} seeds)": r["regret_curve"] for k, r in last.items()}
+        first = mine[0]
+        title = (
+            f"NB201 {setting}: regret of {first['report']} (guide {first['objective']}"
+            f"{', ' + CONSTRAINT if first['constraints'] else ''})"
+        )
+        name = setting.lower().replace(" ", "_")
+        out.append(regret_plot(Path(f"{prefix}_regret_{name}.png"), curves, title))
+    return out
+
+
+def plan(strategy: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
+    """Settings and seeds for one strategy; slow ones get fewer seeds and the honest setting."""
+    if strategy in args.slow.split(","):
+        budgets = [int(b) for b in args.slow_budgets.split(",") if b]
+        return [s for s in settings(budgets, 0) if s["setting"] == "cifar10"], args.slow_seeds
+    budgets = [int(b) for b in args.budgets.split(",") if b]
+    return settings(budgets, args.constrained_budget), args.seeds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--budgets", default="50,100,300", help="comma-separated")
+    ap.add_argument("--constrained-budget", type=int, default=200)
+    ap.add_argument(
+        "--strategies", default="", help="comma-separated (default: all but exhaustive)"
+    )
+    ap.add_argument("--slow", default="gp", help="strategies run with --slow-seeds/-budgets")
+    ap.add_argument("--slow-seeds", type=int, default=3)
+    ap.add_argument("--slow-budgets", default="50,100")
+    ap.add_argument("--out", type=Path, default=RESULTS / "search_nb201.json")
+    ap.add_argument("--fresh", action="store_true", help="drop earlier rows in --out")
+    args = ap.parse_args()
+    strategies = [s for s in args.strategies.split(",") if s] or [
+        s for s in list_strategies() if s != "exhaustive"
+    ]
+    table = load_tables([DATA / "accuracy.csv", DATA / "latency.csv"])
+    val, test = table.values("cifar10_valid"), table.values("cifar10_test")
+    best_val = max(val, key=val.__getitem__)
+    reference = {
+        "val_optimal_arch": best_val,
+        "val_optimal_test": test[best_val],
+        "best_test": max(test.values()),
+    }
+    console = Console(width=140)
+    console.print(
+        f"val-optimal arch {best_val}: cifar10_test {test[best_val]:.2f} "
+        f"(best cifar10_test in the table {reference['best_test']:.2f})"
+    )
+    # Rows of strategies not run now are kept, so a subset can be re-run (--fresh: not).
+    old = read_json(args.out) if args.out.is_file() and not args.fresh else {}
+    rows = [r for r in old.get("runs", []) if r["strategy"] not in strategies]
+    errors = {k: v for k, v in old.get("errors", {}).items() if k not in strategies}
+    for strategy in strategies:
+        todo, seeds = plan(strategy, args)
+        for s in todo:
+            try:
+                row = run_one(table, strategy, s, seeds)
+            except SupernasError as exc:
+                errors[strategy] = str(exc)
+                console.print(f"[red]{strategy}: {exc}[/red]")
+                break
+            rows.append(row)
+            console.print(
+                f"{strategy:>14} {s['setting']:<16} budget {s['budget']:>3}: "
+                f"{row['mean']:.2f} ± {row['std']:.2f} "
+                f"({row['seconds_per_run']:.3f} s/run)"
+            )
+        write_json(args.out, {"reference": reference, "runs": rows, "errors": errors})
+    rows.sort(key=lambda r: (r["setting"] != "cifar10", r["setting"], r["budget"], -r["mean"]))
+    table_out = Table(title="NB201 search from tables (mean ± std over seeds)")
+    for col in (
+        "setting",
+        "seeds",
+        "guide -> report",
+        "strategy",
+        "budget",
+        "mean ± std",
+        "regret",
+        "feasible",
+        "s/run",
+    ):
+        table_out.add_column(col, no_wrap=True)
+    for r in rows:
+        table_out.add_row(
+            r["setting"],
+            str(r["seeds"]),
+            f"{r['objective']} -> {r['report']}",
+            r["strategy"],
+            str(r["budget"]),
+            f"{r['mean']:.2f} ± {r['std']:.2f}",
+            f"{r['regret']['mean']:.2f}",
+            f"{100 * r['feasible_fraction']:.0f}%" if r["constraints"] else "",
+            f"{r['seconds_per_run']:.3f}",
+        )
+    console.print(table_out)
+    if rows:
+        for p in plots(rows, args.out.with_suffix("")):
+            console.print(f"wrote {p}")
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
