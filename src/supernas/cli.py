@@ -391,16 +391,23 @@ def search(
                 {"strategy": strat_name, "budget": budget, "constraints": cons, "targets": rows},
             )
         table = Table(
-            "target", "best arch", "estimate", "params", "flops", title="train once, deploy many"
+            "target",
+            "best arch",
+            "estimate",
+            "at",
+            "params",
+            "flops",
+            title="train once, deploy many",
         )
         for r in rows:
             if r["best_arch"] is None:
-                table.add_row(r["target"], "(none feasible)", "", "", "")
+                table.add_row(r["target"], "(none feasible)", "", "", "", "")
             else:
                 table.add_row(
                     r["target"],
                     r["best_arch"],
                     f"{r['estimate']:.4f}",
+                    f"{r['metric']} {r['value']:,.4g}",
                     f"{r['params']:,}",
                     f"{r['flops']:,}",
                 )

@@ -72,27 +72,12 @@ def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     if not enabled:
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
-    from supernas.console import console
+    from supernas.console import console, progress_columns
 
     tasks: dict[str, Any] = {}
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as prog:
+    with Progress(*progress_columns(), console=console) as prog:
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

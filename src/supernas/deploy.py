@@ -121,7 +121,16 @@ def deploy_many(
         try:
             result = run_search(strat, score, budget)
         except SupernasError as exc:
-            out.append({"target": text, "best_arch": None, "estimate": math.nan, "error": str(exc)})
+            out.append(
+                {
+                    "target": text,
+                    "best_arch": None,
+                    "estimate": math.nan,
+                    "metric": target.metric,
+                    "value": math.nan,
+                    "error": str(exc),
+                }
+            )
             continue
         best = result.best
         out.append(
@@ -131,11 +140,8 @@ def deploy_many(
                 "estimate": best.value,
                 "params": cost.params(best.arch),
                 "flops": cost.flops(best.arch),
-                **(
-                    {target.metric: cost.metric(target.metric, best.arch)}
-                    if target.metric not in ("params", "flops")
-                    else {}
-                ),
+                "metric": target.metric,
+                "value": cost.metric(target.metric, best.arch),
             }
         )
     return out

@@ -1,7 +1,8 @@
 """Search strategies: ask/tell objects that see a space, numbers and constraints, never a model.
 
 Importing this package registers the built-in strategies: random, exhaustive, evolution,
-local_search, and on Optuna's samplers tpe, gp, nsga2, nsga3, greedy_pool.
+local_search; on Optuna's samplers tpe, gp, nsga2, nsga3, greedy_pool; the policies
+reinforce and ppo; and, in the MULTIFIDELITY registry, successive_halving and hyperband.
 """
 
 from supernas.search import (  # noqa: F401  (registration)

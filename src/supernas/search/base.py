@@ -203,25 +203,7 @@ class Strategy:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from `state_dict()`'s output; the options must match the saved ones."""
-        try:
-            name, space, params = state["strategy"], state["space"], state["params"]
-            rng_state, inner = state["rng"], state["state"]
-        except (KeyError, TypeError):
-            raise SupernasError("not a strategy state dict (see Strategy.state_dict)") from None
-        if name != self.name or space != self.space.name:
-            raise SupernasError(
-                f"state of strategy {name!r} on space {space!r} cannot be loaded into "
-                f"{self.name!r} on space {self.space.name!r}"
-            )
-        mine = json.loads(json.dumps(self.get_params()))
-        if params != mine:
-            diff = sorted(k for k in set(params) | set(mine) if params.get(k) != mine.get(k))
-            raise SupernasError(
-                f"state was saved with {self.name} options "
-                + ", ".join(f"{k}={params.get(k)!r}" for k in diff)
-                + "; this strategy has "
-                + ", ".join(f"{k}={mine.get(k)!r}" for k in diff)
-            )
+        rng_state, inner = check_state(self, state, ("rng", "state"), "strategy")
         self._rng = None
         self._start()
         self.rng.bit_generator.state = rng_state
@@ -284,6 +266,36 @@ class Strategy:
 
 # -- registry ------------------------------------------------------------------------------
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+def check_state(
+    strategy: Any, state: dict[str, Any], keys: tuple[str, ...], what: str
+) -> tuple[Any, ...]:
+    """Check a saved state's strategy name, space and options against `strategy`.
+
+    Returns `state[k]` for each of `keys`. Restoring into a strategy with other options
+    would silently continue a different search, so any mismatch is an error naming it.
+    """
+    try:
+        name, space, params = state["strategy"], state["space"], state["params"]
+        values = tuple(state[k] for k in keys)
+    except (KeyError, TypeError):
+        raise SupernasError(f"not a {what} state dict (see its state_dict())") from None
+    if name != strategy.name or space != strategy.space.name:
+        raise SupernasError(
+            f"state of strategy {name!r} on space {space!r} cannot be loaded into "
+            f"{strategy.name!r} on space {strategy.space.name!r}"
+        )
+    mine = json.loads(json.dumps(strategy.get_params()))
+    if params != mine:
+        diff = sorted(k for k in set(params) | set(mine) if params.get(k) != mine.get(k))
+        raise SupernasError(
+            f"state was saved with {strategy.name} options "
+            + ", ".join(f"{k}={params.get(k)!r}" for k in diff)
+            + "; this strategy has "
+            + ", ".join(f"{k}={mine.get(k)!r}" for k in diff)
+        )
+    return values
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:

@@ -15,7 +15,6 @@ runs). Higher values are better; NaN (a failed run) ranks with -inf.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +29,7 @@ from supernas.search.base import (
     Constraint,
     SearchResult,
     Trial,
+    check_state,
     float_from_json,
     float_to_json,
     score_key,
@@ -304,25 +304,7 @@ class FidelityStrategy:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from `state_dict()`'s output; the options must match the saved ones."""
-        try:
-            name, space, params = state["strategy"], state["space"], state["params"]
-            sampler, inner = state["sampler"], state["state"]
-        except (KeyError, TypeError):
-            raise SupernasError("not a multi-fidelity strategy state dict") from None
-        if name != self.name or space != self.space.name:
-            raise SupernasError(
-                f"state of strategy {name!r} on space {space!r} cannot be loaded into "
-                f"{self.name!r} on space {self.space.name!r}"
-            )
-        mine = json.loads(json.dumps(self.get_params()))
-        if params != mine:
-            diff = sorted(k for k in set(params) | set(mine) if params.get(k) != mine.get(k))
-            raise SupernasError(
-                f"state was saved with {self.name} options "
-                + ", ".join(f"{k}={params.get(k)!r}" for k in diff)
-                + "; this strategy has "
-                + ", ".join(f"{k}={mine.get(k)!r}" for k in diff)
-            )
+        sampler, inner = check_state(self, state, ("sampler", "state"), "multi-fidelity strategy")
         self._sampler = None
         self._start()
         assert self._sampler is not None
