@@ -104,6 +104,8 @@ def test_cli_pareto_and_deploy(tmp_path: Path) -> None:
             "search",
             "--supernet",
             sn,
+            "--objective",
+            "accuracy",
             "--minimize",
             "params",
             "--budget",
@@ -142,3 +144,5 @@ def test_cli_pareto_and_deploy(tmp_path: Path) -> None:
         app, ["search", "--supernet", sn, "--minimize", "params", "--target", "params<=1e9"]
     )
     assert r.exit_code == 2 and "either --minimize" in r.output
+    r = runner.invoke(app, ["search", "--supernet", sn, "--objective", "loss"])
+    assert r.exit_code == 2 and "valid: accuracy" in r.output

@@ -313,6 +313,9 @@ def search(
     constraint: ConstraintOpt = None,
     max_params: Annotated[float | None, typer.Option("--max-params")] = None,
     max_flops: Annotated[float | None, typer.Option("--max-flops")] = None,
+    objective: Annotated[
+        str, typer.Option("--objective", help="maximised: accuracy (val, inherited weights)")
+    ] = "accuracy",
     minimize: Annotated[
         list[str] | None,
         typer.Option("--minimize", help="also minimise params, flops or latency_ms: Pareto front"),
@@ -341,6 +344,8 @@ def search(
     from supernas.search import get_strategy, run_search
     from supernas.train import load_supernet
 
+    if objective != "accuracy":
+        raise SupernasError(f"unknown objective {objective!r}; valid: accuracy")
     if minimize and target:
         raise SupernasError("use either --minimize (a Pareto front) or --target, not both")
     cons = _constraints(constraint, max_params, max_flops)
