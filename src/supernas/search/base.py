@@ -298,20 +298,20 @@ def check_state(
     return values
 
 
-def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    """Class decorator: register a Strategy subclass under `name` (also sets `cls.name`)."""
+def class_registrar(registry: Registry[Any], name: str) -> Callable[[type], type]:
+    """Class decorator factory: register under `name` and set `cls.name` to it."""
 
-    def deco(cls: type[Strategy]) -> type[Strategy]:
-        STRATEGIES.register(name)(cls)
-        cls.name = name
+    def deco(cls: type) -> type:
+        registry.register(name)(cls)
+        cls.name = name  # type: ignore[attr-defined]
         return cls
 
     return deco
 
 
-def get_strategy(name: str, space: SearchSpace, **options: Any) -> Strategy:
-    """Build strategy `name` on `space`; unknown names and options list the valid ones."""
-    cls = STRATEGIES.get(name)
+def create_checked(registry: Registry[Any], name: str, space: SearchSpace, **options: Any) -> Any:
+    """Build `name` on `space`; unknown names and options are errors listing the valid ones."""
+    cls = registry.get(name)
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "space")]
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -319,7 +319,17 @@ def get_strategy(name: str, space: SearchSpace, **options: Any) -> Strategy:
             f"unknown option(s) {', '.join(unknown)} for strategy {name!r}; valid: "
             + ", ".join(valid)
         )
-    return STRATEGIES.create(name, space, **options)
+    return registry.create(name, space, **options)
+
+
+def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Class decorator: register a Strategy subclass under `name` (also sets `cls.name`)."""
+    return class_registrar(STRATEGIES, name)
+
+
+def get_strategy(name: str, space: SearchSpace, **options: Any) -> Strategy:
+    """Build strategy `name` on `space`; unknown names and options list the valid ones."""
+    return create_checked(STRATEGIES, name, space, **options)
 
 
 def list_strategies() -> list[str]:

@@ -30,6 +30,8 @@ from supernas.search.base import (
     SearchResult,
     Trial,
     check_state,
+    class_registrar,
+    create_checked,
     float_from_json,
     float_to_json,
     score_key,
@@ -328,26 +330,12 @@ def register_multifidelity(
     name: str,
 ) -> Callable[[type[FidelityStrategy]], type[FidelityStrategy]]:
     """Class decorator: register a FidelityStrategy subclass under `name`."""
-
-    def deco(cls: type[FidelityStrategy]) -> type[FidelityStrategy]:
-        MULTIFIDELITY.register(name)(cls)
-        cls.name = name
-        return cls
-
-    return deco
+    return class_registrar(MULTIFIDELITY, name)
 
 
 def get_multifidelity(name: str, space: SearchSpace, **options: Any) -> FidelityStrategy:
     """Build multi-fidelity strategy `name`; unknown names and options list the valid ones."""
-    cls = MULTIFIDELITY.get(name)
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "space")]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise SupernasError(
-            f"unknown option(s) {', '.join(unknown)} for strategy {name!r}; valid: "
-            + ", ".join(valid)
-        )
-    return MULTIFIDELITY.create(name, space, **options)
+    return create_checked(MULTIFIDELITY, name, space, **options)
 
 
 def list_multifidelity() -> list[str]:
