@@ -90,6 +90,19 @@ def test_run_end_to_end_writes_the_run_folder_and_resumes(tmp_path: Path) -> Non
     assert res3["best_arch"] == res["best_arch"] and res3["trust"] == res["trust"]
 
 
+def test_run_with_another_strategy_and_its_options(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    r = invoke(
+        "run", "--out", str(out), *TINY, "--strategy", "tpe", "--strategy-opt", "n_startup_trials=2"
+    )
+    assert r.exit_code == 0, r.output
+    saved = (out / "config.toml").read_text()
+    assert 'strategy = "tpe"' in saved and "n_startup_trials = 2" in saved
+    assert "population" not in saved  # evolution's defaults stay with evolution
+    search = json.loads((out / "search.json").read_text())["result"]
+    assert len(search["trials"]) == 4
+
+
 def test_run_resumes_after_a_kill_mid_retrain(tmp_path: Path) -> None:
     """A run killed mid-retrain (retrain.json not done) finishes with the same result."""
     out = tmp_path / "run"

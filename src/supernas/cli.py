@@ -63,10 +63,15 @@ LutOpt = Annotated[
     Path | None,
     typer.Option("--lut", help="latency LUT (`supernas hardware lut`) for latency_ms"),
 ]
+StrategyOptOpt = Annotated[
+    list[str] | None,
+    typer.Option("--strategy-opt", help="strategy option KEY=VALUE, e.g. population=50"),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
 
 def _space_options(items: list[str] | None) -> dict[str, Any]:
+    """KEY=VALUE items (space or strategy options) as a dict with typed values."""
     from supernas.config import parse_option
 
     return dict(parse_option(s) for s in items or [])
@@ -163,6 +168,7 @@ def run(
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="supernet epochs")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy")] = None,
+    strategy_opt: StrategyOptOpt = None,
     budget: Annotated[
         int | None, typer.Option("--budget", help="archs evaluated by search")
     ] = None,
@@ -204,6 +210,8 @@ def run(
             changes[key] = val
     if space_opt:
         changes["space_options"] = {**cfg.space_options, **_space_options(space_opt)}
+    if strategy_opt:
+        changes["strategy_options"] = {**cfg.strategy_options, **_space_options(strategy_opt)}
     cons = _constraints(constraint, max_params, max_flops)
     if cons:
         changes["constraints"] = cons
@@ -308,6 +316,7 @@ def search(
     strategy: Annotated[
         str | None, typer.Option("--strategy", help="default: evolution, nsga2 with --minimize")
     ] = None,
+    strategy_opt: StrategyOptOpt = None,
     budget: Annotated[int, typer.Option("--budget")] = 100,
     top_k: Annotated[int, typer.Option("--top-k")] = 5,
     constraint: ConstraintOpt = None,
@@ -349,6 +358,7 @@ def search(
     if minimize and target:
         raise SupernasError("use either --minimize (a Pareto front) or --target, not both")
     cons = _constraints(constraint, max_params, max_flops)
+    sopts = _space_options(strategy_opt)
     for t in target or []:
         _constraints([t], None, None)
     net, _ = load_supernet(supernet)
@@ -370,6 +380,7 @@ def search(
                 budget=budget,
                 seed=seed,
                 constraint=feasible,
+                strategy_options=sopts,
             )
         _write_front(res, out)
         table = Table("arch", "estimate", *minimize, title=f"Pareto front ({strat_name})")
@@ -389,6 +400,7 @@ def search(
             budget=budget,
             seed=seed,
             constraint=feasible,
+            strategy_options=sopts,
         )
         if out:
             write_json(
@@ -419,7 +431,7 @@ def search(
         out_console.print(table)
         return
     strat_name = strategy or "evolution"
-    strat = get_strategy(strat_name, net.space, seed=seed, constraint=feasible)
+    strat = get_strategy(strat_name, net.space, seed=seed, constraint=feasible, **sopts)
     with progress_bar("search", budget, not quiet) as advance:
         result = run_search(strat, est.score, budget, on_trial=lambda t: advance())
     top = result.top_k(top_k)

@@ -22,6 +22,10 @@ DEFAULT_SPACE_OPTIONS: dict[str, dict[str, Any]] = {
     "resnet18": {"base_width": 8},
     "nb201": {"C": 8, "N": 1},
 }
+#: Sized for the default budget of 120 evaluations (the paper's 100/25 suits thousands).
+DEFAULT_STRATEGY_OPTIONS: dict[str, dict[str, Any]] = {
+    "evolution": {"population": 20, "sample_size": 5}
+}
 
 
 @dataclass
@@ -39,9 +43,7 @@ class RunConfig:
     supernet: Recipe = field(default_factory=lambda: Recipe(epochs=40, batch_size=64, lr=0.1))
     recal_batches: int = 8
     strategy: str = "evolution"
-    strategy_options: dict[str, Any] = field(
-        default_factory=lambda: {"population": 20, "sample_size": 5}
-    )
+    strategy_options: dict[str, Any] = field(default_factory=dict)
     budget: int = 120
     constraints: list[str] = field(default_factory=list)
     lut: str = ""
@@ -62,9 +64,13 @@ class RunConfig:
     def resolved_space_options(self) -> dict[str, Any]:
         return {**DEFAULT_SPACE_OPTIONS.get(self.space, {}), **self.space_options}
 
+    def resolved_strategy_options(self) -> dict[str, Any]:
+        return {**DEFAULT_STRATEGY_OPTIONS.get(self.strategy, {}), **self.strategy_options}
+
     def to_toml(self) -> str:
         d = asdict(self)
         d["space_options"] = self.resolved_space_options()  # explicit in the saved config
+        d["strategy_options"] = self.resolved_strategy_options()
         top = {k: v for k, v in d.items() if not isinstance(v, dict)}
         tables = {k: v for k, v in d.items() if isinstance(v, dict)}
         return tomli_w.dumps({"run": top, **tables})

@@ -210,7 +210,11 @@ class Run:
             return SearchResult.from_json(done["result"]), done["seconds"]
         t0 = time.perf_counter()
         strategy = get_strategy(
-            cfg.strategy, space, seed=cfg.seed, constraint=feasible, **cfg.strategy_options
+            cfg.strategy,
+            space,
+            seed=cfg.seed,
+            constraint=feasible,
+            **cfg.resolved_strategy_options(),
         )
         state_path = self.path("search_state.json")
         previous, prior_seconds = None, 0.0
