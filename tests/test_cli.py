@@ -236,6 +236,45 @@ def test_multifidelity_hyperband_on_digits(tmp_path: Path) -> None:
     assert all(0 <= t["val_accuracy"] <= 1 for t in res["top_k"])
 
 
+def test_retrain_on_a_folder_of_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for k, name in enumerate(["ants", "bees"]):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (10 + i % 3, 10), (120 * k, 60, i)).save(
+                tmp_path / "imgs" / name / f"{i}.png"
+            )
+    r = invoke(
+        "retrain",
+        "--space",
+        "nb201",
+        "--space-opt",
+        "C=2",
+        "--space-opt",
+        "N=1",
+        "--arch",
+        get_nb201_arch(),
+        "--data",
+        str(tmp_path / "imgs"),
+        "--image-size",
+        "8",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert res["dataset"] == "imgs" and 0 <= res["test_accuracy"] <= 1
+
+
+def get_nb201_arch() -> str:
+    from supernas import get_space
+
+    return str(get_space("nb201").sample(0))
+
+
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(

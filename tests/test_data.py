@@ -123,7 +123,7 @@ def test_bad_npz_gives_clear_error(tmp_path: Path, arrays: dict, message: str) -
 
 
 def test_unknown_dataset_lists_valid_names() -> None:
-    with pytest.raises(SupernasError, match="valid: digits, fashion-mnist, npz"):
+    with pytest.raises(SupernasError, match="valid: digits, fashion-mnist, folder, npz"):
         load_data("cifar1000")
 
 
@@ -138,3 +138,55 @@ def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path: Pat
     mask = os.umask(0)
     os.umask(mask)
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def _write_folder(
+    root: Path, sizes: dict[str, tuple[int, int]], n: int = 10, mode: str = "RGB"
+) -> None:
+    from PIL import Image
+
+    for k, (name, size) in enumerate(sizes.items()):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            shade = 255 * k if mode == "L" else (255 * k, 0, 0)
+            Image.new(mode, size, shade).save(root / name / f"{i}.png")
+
+
+def test_image_folder_reads_classes_sizes_and_pixels(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "imgs", {"cat": (12, 12), "dog": (12, 12)})
+    d = load_data(str(tmp_path / "imgs"))
+    assert d.classes == ["cat", "dog"] and d.num_classes == 2
+    assert d.input_shape == (3, 12, 12)
+    assert len(d.x_train) + len(d.x_val) + len(d.x_test) == 20
+    # class 0 is black, class 1 red: the red channel separates them, the others do not
+    x, y = d.x_train, d.y_train
+    assert x[y == 0, 0].mean() < x[y == 1, 0].mean()
+    assert torch.allclose(x[y == 0, 1], x[y == 1, 1])
+
+
+def test_image_folder_resizes_and_keeps_grayscale(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "g", {"a": (9, 9), "b": (16, 16)}, mode="L")
+    with pytest.raises(SupernasError, match=r"differ in size.*--image-size"):
+        load_data(str(tmp_path / "g"))
+    d = load_data(str(tmp_path / "g"), image_size=8)
+    assert d.input_shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [("one_class", "at least 2"), ("empty_class", "holds no images"), ("bad_file", "cannot read")],
+)
+def test_bad_image_folders_give_clear_errors(tmp_path: Path, layout: str, message: str) -> None:
+    root = tmp_path / "d"
+    _write_folder(root, {"a": (8, 8)} if layout == "one_class" else {"a": (8, 8), "b": (8, 8)})
+    if layout == "empty_class":
+        (root / "c").mkdir()
+    if layout == "bad_file":
+        (root / "b" / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(SupernasError, match=message):
+        load_data(str(root))
+
+
+def test_image_size_is_refused_for_non_folder_data() -> None:
+    with pytest.raises(SupernasError, match="image folders only"):
+        load_data("digits", image_size=16)

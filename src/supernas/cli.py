@@ -41,7 +41,9 @@ def friendly(fn: F) -> F:
 
 
 # -- shared options ----------------------------------------------------------------------
-DataOpt = Annotated[str, typer.Option("--data", help="digits, fashion-mnist, or PATH.npz")]
+DataOpt = Annotated[
+    str, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
+]
 DataDirOpt = Annotated[
     str, typer.Option("--data-dir", help="folder of the Fashion-MNIST IDX files")
 ]
@@ -66,6 +68,9 @@ LutOpt = Annotated[
 StrategyOptOpt = Annotated[
     list[str] | None,
     typer.Option("--strategy-opt", help="strategy option KEY=VALUE, e.g. population=50"),
+]
+ImageSizeOpt = Annotated[
+    int, typer.Option("--image-size", help="resize a folder's images to N x N (0 = as is)")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
@@ -92,10 +97,16 @@ def _constraints(
     return out
 
 
-def _load_data(data: str, data_dir: str, max_train: int, max_val: int) -> Any:
+def _load_data(data: str, data_dir: str, max_train: int, max_val: int, image_size: int = 0) -> Any:
     from supernas.data import load_data
 
-    return load_data(data, data_dir=data_dir or None, max_train=max_train, max_val=max_val)
+    return load_data(
+        data,
+        data_dir=data_dir or None,
+        max_train=max_train,
+        max_val=max_val,
+        image_size=image_size,
+    )
 
 
 # -- listing -----------------------------------------------------------------------------
@@ -160,11 +171,12 @@ def run(
     space: Annotated[str | None, typer.Option("--space")] = None,
     space_opt: SpaceOptOpt = None,
     data: Annotated[
-        str | None, typer.Option("--data", help="digits, fashion-mnist, or PATH.npz")
+        str | None, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
     ] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     max_train: Annotated[int | None, typer.Option("--max-train")] = None,
     max_val: Annotated[int | None, typer.Option("--max-val")] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="supernet epochs")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy")] = None,
@@ -199,6 +211,7 @@ def run(
         ("data_dir", data_dir),
         ("max_train", max_train),
         ("max_val", max_val),
+        ("image_size", image_size),
         ("lut", str(lut) if lut else None),
         ("seed", seed),
         ("strategy", strategy),
@@ -254,6 +267,7 @@ def train(
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
     max_val: MaxValOpt = 0,
+    image_size: ImageSizeOpt = 0,
     epochs: Annotated[int, typer.Option("--epochs")] = 40,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 0.1,
@@ -274,7 +288,7 @@ def train(
 
     cons = _constraints(constraint, max_params, max_flops)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-    ds = _load_data(data, data_dir, max_train, max_val)
+    ds = _load_data(data, data_dir, max_train, max_val, image_size)
     cfg = RunConfig(space=space, space_options=_space_options(space_opt))
     sp = build_space(cfg, ds)
     feasible, _ = make_constraint(sp, ds.input_shape, cons, lut=lut)
@@ -313,6 +327,7 @@ def search(
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
     max_val: MaxValOpt = 0,
+    image_size: ImageSizeOpt = 0,
     strategy: Annotated[
         str | None, typer.Option("--strategy", help="default: evolution, nsga2 with --minimize")
     ] = None,
@@ -362,7 +377,7 @@ def search(
     for t in target or []:
         _constraints([t], None, None)
     net, _ = load_supernet(supernet)
-    ds = _load_data(data, data_dir, max_train, max_val)
+    ds = _load_data(data, data_dir, max_train, max_val, image_size)
     _check_data_fits(net.space, ds)
     cost = ArchCost(net.space, ds.input_shape, lut=lut)
     feasible, _ = make_constraint(net.space, ds.input_shape, cons, cost=cost)
@@ -497,6 +512,7 @@ def retrain(
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
     max_val: MaxValOpt = 0,
+    image_size: ImageSizeOpt = 0,
     epochs: Annotated[int, typer.Option("--epochs")] = 15,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 0.1,
@@ -512,7 +528,7 @@ def retrain(
     from supernas.train import Recipe
 
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-    ds = _load_data(data, data_dir, max_train, max_val)
+    ds = _load_data(data, data_dir, max_train, max_val, image_size)
     if supernet is not None:
         ckpt = load_checkpoint(supernet)
         sp = get_space(ckpt["space"], **ckpt["space_options"])
@@ -549,6 +565,7 @@ def multifidelity(
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
     max_val: MaxValOpt = 0,
+    image_size: ImageSizeOpt = 0,
     strategy: Annotated[
         str, typer.Option("--strategy", help="hyperband or successive_halving")
     ] = "hyperband",
@@ -584,7 +601,7 @@ def multifidelity(
     from supernas.train import Recipe
 
     cons = _constraints(constraint, max_params, max_flops)
-    ds = _load_data(data, data_dir, max_train, max_val)
+    ds = _load_data(data, data_dir, max_train, max_val, image_size)
     sp = build_space(RunConfig(space=space, space_options=_space_options(space_opt)), ds)
     feasible, _ = make_constraint(sp, ds.input_shape, cons, lut=lut)
     strat = get_multifidelity(

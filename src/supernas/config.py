@@ -39,6 +39,7 @@ class RunConfig:
     data_dir: str = ""
     max_train: int = 0
     max_val: int = 0
+    image_size: int = 0
     method: str = "spos"
     supernet: Recipe = field(default_factory=lambda: Recipe(epochs=40, batch_size=64, lr=0.1))
     recal_batches: int = 8

@@ -130,6 +130,7 @@ class Run:
             data_dir=cfg.data_dir or None,
             max_train=cfg.max_train,
             max_val=cfg.max_val,
+            image_size=cfg.image_size,
         )
         space = build_space(cfg, data)
         feasible, cost = make_constraint(

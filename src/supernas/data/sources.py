@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from supernas.data.core import Dataset, make_dataset
+from supernas.data.folder import load_image_folder
 from supernas.errors import SupernasError
 from supernas.registry import Registry
 
@@ -156,6 +157,14 @@ def npz(path: str | None = None, split_seed: int = 0, **opts: Any) -> Dataset:
     )
 
 
+@DATASETS.register("folder")
+def folder(path: str | None = None, **opts: Any) -> Dataset:
+    """A user's images, one sub-folder per class: `--data path/to/folder`."""
+    if not path:
+        raise SupernasError("the folder dataset needs a path: --data path/to/folder")
+    return load_image_folder(path, **opts)
+
+
 def load_data(
     data: str = "digits",
     *,
@@ -163,21 +172,32 @@ def load_data(
     split_seed: int = 0,
     max_train: int | None = None,
     max_val: int | None = None,
+    image_size: int | None = None,
     **options: Any,
 ) -> Dataset:
-    """A dataset by registry name, or a path to a user's .npz file.
+    """A dataset by registry name, a user's .npz file, or a folder of images per class.
 
     `max_train` / `max_val` (None or 0 = all) keep stratified subsets for fast CPU runs.
     """
     for key, val in (("max_train", max_train), ("max_val", max_val)):
         if val:
             options[key] = val
+    is_folder = data not in DATASETS and not data.endswith(".npz") and Path(data).is_dir()
+    if image_size == 0:
+        image_size = None
+    if image_size is not None and not is_folder:
+        raise SupernasError("--image-size applies to image folders only")
+    if is_folder:
+        return load_image_folder(data, image_size=image_size, split_seed=split_seed, **options)
     if data.endswith(".npz"):
         return npz(path=data, split_seed=split_seed, **options)
     if data == "fashion-mnist":
         return fashion_mnist(data_dir=data_dir, split_seed=split_seed, **options)
     if data not in DATASETS and (os.sep in data or Path(data).exists()):
-        raise SupernasError(f"unsupported data path {data!r}: give a .npz file")
+        raise SupernasError(
+            f"data path {data!r} not found or not supported: give a folder of images "
+            "(one sub-folder per class) or a .npz file"
+        )
     return DATASETS.create(data, split_seed=split_seed, **options)
 
 
