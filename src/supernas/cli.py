@@ -171,7 +171,8 @@ def run(
     space: Annotated[str | None, typer.Option("--space")] = None,
     space_opt: SpaceOptOpt = None,
     data: Annotated[
-        str | None, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
+        str | None,
+        typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images"),
     ] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     max_train: Annotated[int | None, typer.Option("--max-train")] = None,
