@@ -69,28 +69,20 @@ def pareto_search(
     worst = [max(-t.value[i + 1] for t in result.trials) for i in range(len(minimize))]
     reference = (0.0, *(-w for w in worst))
     hv = hypervolume([t.value for t in front], reference)
-    rows = [
-        {
+
+    def row(t: Any) -> dict[str, Any]:  # metrics back in their own units (un-negated)
+        return {
             "arch": str(t.arch),
             "estimate": t.value[0],
             **{m: -t.value[i + 1] for i, m in enumerate(minimize)},
         }
-        for t in front
-    ]
-    evaluated = [
-        {
-            "arch": str(t.arch),
-            "estimate": t.value[0],
-            **{m: -t.value[i + 1] for i, m in enumerate(minimize)},
-        }
-        for t in result.trials
-    ]
+
     return {
         "strategy": strategy,
         "budget": budget,
         "minimize": list(minimize),
-        "front": rows,
-        "evaluated": evaluated,
+        "front": [row(t) for t in front],
+        "evaluated": [row(t) for t in result.trials],
         "hypervolume": hv,
         "reference": {"estimate": 0.0, **dict(zip(minimize, worst, strict=True))},
     }

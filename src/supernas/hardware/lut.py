@@ -152,21 +152,36 @@ def measure_archs(
 ) -> list[float]:
     """Median end-to-end batch-1 latency (ms) of each arch, measured interleaved."""
     shape = tuple(int(d) for d in input_shape)
-    runners = []
-    for i, a in enumerate(archs):
-        runners.append(_network_runner(space, a, shape, backend, threads))
-        if progress:
-            progress("prepare archs", i + 1, len(archs))
-    res = measure_interleaved(
-        runners,
+    res = _measure_all(
+        [lambda a=a: _network_runner(space, a, shape, backend, threads) for a in archs],
+        "archs",
+        progress,
         warmup=warmup,
         repeats=repeats,
         rounds=rounds,
         threads=threads,
         clock=clock,
-        progress=(lambda i: progress("measure archs", i + 1, len(archs))) if progress else None,
     )
     return [r.median_ms for r in res]
+
+
+def _measure_all(
+    makers: Sequence[Callable[[], Callable[[], Any]]],
+    what: str,
+    progress: Progress | None,
+    **timing: Any,
+) -> list[Any]:
+    """Build each runner (a 'prepare' stage), then time them all interleaved ('measure')."""
+    runners = []
+    for i, make in enumerate(makers):
+        runners.append(make())
+        if progress:
+            progress(f"prepare {what}", i + 1, len(makers))
+    return measure_interleaved(
+        runners,
+        progress=(lambda i: progress(f"measure {what}", i + 1, len(makers))) if progress else None,
+        **timing,
+    )
 
 
 def build_lut(
@@ -199,20 +214,16 @@ def build_lut(
     wanted = sorted({k for p in positions for k in p.keys.values()})
     if archs is not None:
         wanted = sorted({k for a in archs for k in lut.keys(a)})
-    runners = []
-    for i, key in enumerate(wanted):
-        op = explorer.ops[key]
-        runners.append(make_runner(Bound(op), op.input_shape, backend, threads))
-        if progress:
-            progress("prepare ops", i + 1, len(wanted))
-    results = measure_interleaved(
-        runners,
+    ops = [explorer.ops[key] for key in wanted]
+    results = _measure_all(
+        [lambda op=op: make_runner(Bound(op), op.input_shape, backend, threads) for op in ops],
+        "ops",
+        progress,
         warmup=warmup,
         repeats=repeats,
         rounds=rounds,
         threads=threads,
         clock=clock,
-        progress=(lambda i: progress("measure ops", i + 1, len(wanted))) if progress else None,
     )
     for key, res in zip(wanted, results, strict=True):
         op = explorer.ops[key]
