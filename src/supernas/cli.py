@@ -323,7 +323,16 @@ def train(
 @app.command()
 @friendly
 def search(
-    supernet: Annotated[Path, typer.Option("--supernet", help="supernet.pt from `supernas train`")],
+    supernet: Annotated[
+        Path | None, typer.Option("--supernet", help="supernet.pt from `supernas train`")
+    ] = None,
+    proxy: Annotated[
+        str | None,
+        typer.Option("--proxy", help="zero-shot instead: score archs with this proxy"),
+    ] = None,
+    space: Annotated[str, typer.Option("--space", help="with --proxy: the space")] = "resnet18",
+    space_opt: SpaceOptOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="with --proxy")] = 64,
     data: DataOpt = "digits",
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
@@ -355,7 +364,8 @@ def search(
     out: Annotated[Path | None, typer.Option("--out", help="write the result JSON here")] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Search a trained supernet (val accuracy after BN recalibration).
+    """Search a trained supernet (val accuracy after BN recalibration), or zero-shot with
+    --proxy (untrained networks scored by a zero-cost proxy on one batch).
 
     Plain: the top-k. With --minimize: the Pareto front of accuracy against cost, with its
     hypervolume. With --target: train once, deploy many, one best arch per target.
@@ -371,24 +381,38 @@ def search(
 
     if objective != "accuracy":
         raise SupernasError(f"unknown objective {objective!r}; valid: accuracy")
+    if (supernet is None) == (proxy is None):
+        raise SupernasError("give either --supernet (trained) or --proxy (zero-shot)")
     if minimize and target:
         raise SupernasError("use either --minimize (a Pareto front) or --target, not both")
     cons = _constraints(constraint, max_params, max_flops)
     sopts = _space_options(strategy_opt)
     for t in target or []:
         _constraints([t], None, None)
-    net, _ = load_supernet(supernet)
-    ds = _load_data(data, data_dir, max_train, max_val, image_size)
-    _check_data_fits(net.space, ds)
-    cost = ArchCost(net.space, ds.input_shape, lut=lut)
-    feasible, _ = make_constraint(net.space, ds.input_shape, cons, cost=cost)
-    est = SupernetEstimator(net, ds, recal_batches=recal_batches, seed=seed)
+    est: Any
+    if supernet is not None:
+        net, _ = load_supernet(supernet)
+        sp = net.space
+        ds = _load_data(data, data_dir, max_train, max_val, image_size)
+        _check_data_fits(sp, ds)
+        input_shape = ds.input_shape
+        est = SupernetEstimator(net, ds, recal_batches=recal_batches, seed=seed)
+    else:
+        from supernas.cli_proxies import _space
+        from supernas.proxies import ProxyEstimator, proxy_batch
+
+        sp, ds = _space(space, _space_options(space_opt), data, data_dir)
+        batch = proxy_batch(ds or data, sp, batch_size=batch_size, seed=seed)
+        input_shape = tuple(batch[0].shape[1:])
+        est = ProxyEstimator(sp, proxy, batch, seed=seed)
+    cost = ArchCost(sp, input_shape, lut=lut)
+    feasible, _ = make_constraint(sp, input_shape, cons, cost=cost)
     if minimize:
         strat_name = strategy or "nsga2"
         with progress_bar("pareto search", budget, not quiet) as advance:
             est.on_arch = advance
             res = pareto_search(
-                net.space,
+                sp,
                 est.score,
                 cost,
                 minimize,
@@ -408,7 +432,7 @@ def search(
     if target:
         strat_name = strategy or "evolution"
         rows = deploy_many(
-            net.space,
+            sp,
             est.score,
             cost,
             target,
@@ -447,7 +471,7 @@ def search(
         out_console.print(table)
         return
     strat_name = strategy or "evolution"
-    strat = get_strategy(strat_name, net.space, seed=seed, constraint=feasible, **sopts)
+    strat = get_strategy(strat_name, sp, seed=seed, constraint=feasible, **sopts)
     with progress_bar("search", budget, not quiet) as advance:
         result = run_search(strat, est.score, budget, on_trial=lambda t: advance())
     top = result.top_k(top_k)
@@ -462,7 +486,7 @@ def search(
                 "result": result.to_json(),
             },
         )
-    table = Table("rank", "arch", "estimate (val acc)")
+    table = Table("rank", "arch", f"estimate ({proxy or 'val acc'})")
     for i, t in enumerate(top):
         table.add_row(str(i), str(t.arch), f"{t.value:.4f}")
     out_console.print(table)
@@ -651,6 +675,7 @@ def multifidelity(
 
 
 def _add_subapps() -> None:
+    from supernas import cli_proxies  # noqa: F401  (registers `proxies` and `correlate`)
     from supernas.cli_bench import bench_app
     from supernas.cli_hardware import hardware_app
 

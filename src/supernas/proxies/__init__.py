@@ -1,44 +1,60 @@
-"""Zero-cost proxies: functions `proxy(model, batch, loss_fn) -> float`, higher is better.
+"""Zero-cost proxies: score an untrained network from one minibatch (higher = better).
 
-The registry starts with the two free baselines, params and FLOPs; the training-free
-proxies of the field (synflow, NASWOT, ...) register here too.
+Per-network proxies live one family a file; importing this package registers them all.
+See `base` for the contract, `ensemble` for set-level scores and `estimator` for
+`ProxyEstimator`, the proxies' face in the estimator protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from supernas.proxies import (  # noqa: F401  (importing a family registers its proxies)
+    activation,
+    az_nas,
+    cost,
+    jacobian,
+    saliency,
+    synflow,
+    zen,
+    zico,
+)
+from supernas.proxies.base import (
+    PROXIES,
+    Batch,
+    Ensemble,
+    Proxy,
+    register_ensemble,
+    register_proxy,
+    relu_modules,
+    weight_layers,
+)
+from supernas.proxies.batch import proxy_batch
+from supernas.proxies.ensemble import majority_vote, rank_average
+from supernas.proxies.estimator import ProxyEstimator, resolve
 
-from torch import Tensor, nn
 
-from supernas.hardware import count_flops, count_params
-from supernas.registry import Registry
-
-Proxy = Callable[[nn.Module, tuple[Tensor, Tensor], nn.Module], float]
-PROXIES: Registry[Proxy] = Registry("proxy")
-
-
-def register_proxy(name: str) -> Callable[[Proxy], Proxy]:
-    return PROXIES.register(name)
-
-
-def get_proxy(name: str) -> Proxy:
-    return PROXIES.get(name)
+def get_proxy(name: str) -> Proxy | Ensemble:
+    """The proxy or ensemble named `name` (or `vote:a+b+c`, `rankavg:a+b`); an unknown
+    name lists the valid ones."""
+    return resolve(name)
 
 
 def list_proxies() -> list[str]:
     return PROXIES.names()
 
 
-@register_proxy("params")
-def params(model: nn.Module, batch: tuple[Tensor, Tensor], loss_fn: nn.Module) -> float:
-    """Number of trainable parameters."""
-    return float(count_params(model))
-
-
-@register_proxy("flops")
-def flops(model: nn.Module, batch: tuple[Tensor, Tensor], loss_fn: nn.Module) -> float:
-    """FLOPs of one forward pass of one example shaped like the batch's."""
-    return float(count_flops(model, tuple(batch[0].shape[1:])))
-
-
-__all__ = ["PROXIES", "Proxy", "get_proxy", "list_proxies", "register_proxy"]
+__all__ = [
+    "PROXIES",
+    "Batch",
+    "Ensemble",
+    "Proxy",
+    "ProxyEstimator",
+    "get_proxy",
+    "list_proxies",
+    "majority_vote",
+    "proxy_batch",
+    "rank_average",
+    "register_ensemble",
+    "register_proxy",
+    "relu_modules",
+    "weight_layers",
+]

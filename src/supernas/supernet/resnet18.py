@@ -67,16 +67,17 @@ class KernelBranch(nn.Module):
         pad = kernel // 2
         self.conv1 = nn.Conv2d(cin, mid, kernel, stride, pad, bias=False)
         self.bn1 = SlicedBatchNorm2d(mid)
+        self.relu = nn.ReLU(inplace=True)  # a module, so activation proxies can hook it
         self.conv2 = nn.Conv2d(mid, cout, kernel, 1, pad, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
 
     def forward(self, x: Tensor, mid: int) -> Tensor:
         c1, c2 = self.conv1, self.conv2
         if mid == c1.out_channels:  # the full width: plain module calls, no slicing
-            h = F.relu(self.bn1(c1(x)), inplace=True)
+            h = self.relu(self.bn1(c1(x)))
             return self.bn2(c2(h))
         h = F.conv2d(x, c1.weight[:mid], None, c1.stride, c1.padding)
-        h = F.relu(self.bn1(h), inplace=True)
+        h = self.relu(self.bn1(h))
         return self.bn2(F.conv2d(h, c2.weight[:, :mid], None, 1, c2.padding))
 
 
@@ -94,9 +95,10 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Sequential(
                 nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
             )
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor, key: str, mid: int) -> Tensor:
-        return F.relu(self.branches[key](x, mid) + self.shortcut(x), inplace=True)
+        return self.relu(self.branches[key](x, mid) + self.shortcut(x))
 
 
 def inner_width(width: float, out_channels: int) -> int:
