@@ -3,8 +3,8 @@
 A fixed-seed sample of archs from the NB201 table is scored by every proxy on the full
 NB201 networks (C=16, N=5, 10 classes) from one minibatch. CIFAR-10 images are not on this
 machine, so data-dependent proxies see Fashion-MNIST resized to 32x32 and repeated to 3
-channels (`--data random`: Gaussian images); synflow (all-ones input) and zen (Gaussian
-input) ignore the data by definition.
+channels (`--data random`: Gaussian images); synflow (all-ones input), zen and AZ-NAS
+(Gaussian input) ignore the data by definition.
 
 Cost: for each arch, each proxy's wall time divided by the time of one training step
 (forward, CE loss, backward, SGD-momentum step) of the same network on the same batch,
@@ -41,7 +41,7 @@ from rich.table import Table
 from supernas.bench.correlate import correlation
 from supernas.bench.table import load_tables
 from supernas.console import progress_columns
-from supernas.io import write_json
+from supernas.io import write_json, write_text
 from supernas.proxies import PROXIES, Ensemble, ProxyEstimator, proxy_batch, resolve
 from supernas.space import get_space
 
@@ -157,6 +157,32 @@ def score_all(args: argparse.Namespace, archs: list[str], batch: tuple, names: l
     return [done[i] for i in range(len(archs))]
 
 
+def rescore(args: argparse.Namespace, archs: list[str], batch: tuple, names: list[str]) -> None:
+    """Score `names` again on every arch of a finished work file (after a proxy changed).
+
+    The new scores replace the old; their cost is against a training step timed with them.
+    """
+    work = Path(args.work)
+    done = _read_work(work)
+    if len(done) < len(archs):
+        raise SystemExit(f"{work} has {len(done)} of {len(archs)} archs: finish it first")
+    space_opts = {"C": args.C, "N": args.N, "num_classes": 10}
+    with (
+        Progress(*progress_columns()) as bar,
+        get_context("fork").Pool(
+            args.workers, _init, (space_opts, batch, names, args.seed)
+        ) as pool,
+    ):
+        task = bar.add_task(f"rescore {','.join(names)}", total=len(archs))
+        for new in pool.imap_unordered(_score, list(enumerate(archs))):
+            row = done[new["i"]]
+            row["scores"].update(new["scores"])
+            row["seconds"].update(new["seconds"])
+            row.setdefault("rescore_step", {}).update(dict.fromkeys(new["seconds"], new["step"]))
+            bar.advance(task)
+    write_text(work, "".join(json.dumps(done[i]) + "\n" for i in range(len(archs))))
+
+
 def _columns(names: list[str]) -> list[str]:
     """Measured names, each one-pass ensemble followed by its members' own columns."""
     out: list[str] = []
@@ -188,18 +214,24 @@ def greedy_rank_average(raw: list[dict], truth: np.ndarray, names: list[str], fi
         chosen.append(trial)
 
 
-def _seconds(seconds: dict[str, float], name: str) -> float:
-    """An arch's time for `name`: its own, the one pass that measured it, or its members'."""
+def _steps(row: dict[str, Any], name: str) -> float:
+    """`name`'s cost in training steps for one arch: its time over the step timed with it."""
+    seconds, rescored = row["seconds"], row.get("rescore_step", {})
     if name in seconds:
-        return seconds[name]
+        return seconds[name] / rescored.get(name, row["step"])
     p = resolve(name)
     if isinstance(p, Ensemble):
-        return sum(_seconds(seconds, m) for m in p.members)
-    for other, t in seconds.items():  # a member measured by its ensemble's one pass
+        return sum(_steps(row, m) for m in p.members)
+    for other in seconds:  # a member measured by its ensemble's one pass
         q = resolve(other)
         if isinstance(q, Ensemble) and name in q.members:
-            return t
+            return _steps(row, other)
     return 0.0
+
+
+def _seconds(row: dict[str, Any], name: str) -> float:
+    """`name`'s wall time for one arch (for the seconds-per-arch column)."""
+    return _steps(row, name) * row["step"]
 
 
 def _rankavg(raw: list[dict], members: list[str], rows: np.ndarray) -> list[float]:
@@ -237,6 +269,7 @@ def main() -> None:
     p.add_argument(
         "--partial", action="store_true", help="report the archs scored so far; score nothing"
     )
+    p.add_argument("--rescore", default="", help="comma list: score these again on every arch")
     args = p.parse_args()
 
     table = load_tables([args.table])
@@ -260,6 +293,8 @@ def main() -> None:
         archs, rows = [archs[i] for i in keep], [done[i] for i in keep]
         args.out = str(Path(args.out).with_suffix(".partial.json"))
     else:
+        if args.rescore:
+            rescore(args, archs, batch, [n for n in args.rescore.split(",") if n])
         rows = score_all(args, archs, batch, names)
     wall = time.perf_counter() - t0
     del space
@@ -271,10 +306,11 @@ def main() -> None:
     cols = ProxyEstimator.combine(raw, columns)
     for name in columns:
         p_ = resolve(name)
-        per_arch = [_seconds(r["seconds"], name) for r in rows]
+        per_arch = [_seconds(r, name) for r in rows]
+        ratios = [_steps(r, name) for r in rows]
         results[name] = {
             **correlation(cols[name], truth),
-            "cost_steps": float(np.median(np.array(per_arch) / steps)),
+            "cost_steps": float(np.median(ratios)),
             "seconds_per_arch": float(np.mean(per_arch)),
             "published": PUBLISHED.get(name),
             "ensemble": isinstance(p_, Ensemble),

@@ -145,7 +145,7 @@ def test_expressivity_and_progressivity_closed_form() -> None:
         c_out=2,
     )
     torch.manual_seed(0)
-    comps = az.az_nas_components(net, batch_of(x), LOSS)
+    comps = az.az_nas_components(net, batch_of(x), LOSS, real_input=True)
     h_in = math.log(2.0)
     h_a = -(0.2 * math.log(0.2) + 0.8 * math.log(0.8))
     entropies = [h_in, h_a, h_a, 0.0]
@@ -159,7 +159,7 @@ def test_expressivity_matches_numpy_eigenvalues() -> None:
     x = torch.randn(4, 3, 5, 5, dtype=torch.float64)
     m = np.array([[1.0, 0.5, 0.0], [0.2, -1.0, 0.3], [0.0, 0.4, 2.0]])
     net = StageNet([FixedMix(m, relu=True)], c_out=3)
-    comps = az.az_nas_components(net, batch_of(x), LOSS)
+    comps = az.az_nas_components(net, batch_of(x), LOSS, real_input=True)
 
     def entropy_of(f: np.ndarray) -> float:
         rows = f.transpose(0, 2, 3, 1).reshape(-1, f.shape[1])
@@ -170,6 +170,26 @@ def test_expressivity_matches_numpy_eigenvalues() -> None:
     e = [entropy_of(xn), entropy_of(f1)]
     assert comps["expressivity"] == pytest.approx(sum(e), rel=1e-9)
     assert comps["progressivity"] == pytest.approx(e[1] - e[0], rel=1e-9)
+
+
+def test_default_input_is_gaussian_drawn_after_the_init() -> None:
+    # The authors score AZ-NAS on torch.randn inputs (trainloader=None), drawn after the
+    # Kaiming re-init: the batch's content is ignored, only its shape is used.
+    m = np.array([[1.0, 0.5, 0.0], [0.2, -1.0, 0.3], [0.0, 0.4, 2.0]])
+    net = StageNet([FixedMix(m, relu=True), FixedMix(m.T)], c_out=3)
+    shape = (4, 3, 5, 5)
+    runs = []
+    for x in (torch.zeros(shape, dtype=torch.float64), torch.rand(shape).double()):
+        torch.manual_seed(2)
+        runs.append(az.az_nas_components(copy.deepcopy(net), batch_of(x), LOSS))
+    assert runs[0] == runs[1]
+
+    torch.manual_seed(2)
+    az.kaiming_fanin_init_(copy.deepcopy(net))  # the same draws as the init inside
+    noise = torch.randn(shape, dtype=torch.float64)
+    fed = az.az_nas_components(copy.deepcopy(net), batch_of(noise), LOSS, real_input=True)
+    for key in ("expressivity", "progressivity", "complexity"):  # trainability's +-1 differ
+        assert runs[0][key] == fed[key]
 
 
 def _unshuffle(g: np.ndarray, s: int) -> np.ndarray:
@@ -211,7 +231,7 @@ def test_trainability_matches_exact_jacobian(monkeypatch: pytest.MonkeyPatch) ->
     net = StageNet(stages, c_out=3)
     torch.manual_seed(5)
     x = torch.randn(2, 2, 4, 4, dtype=torch.float64)
-    comps = az.az_nas_components(net, batch_of(x), LOSS)
+    comps = az.az_nas_components(net, batch_of(x), LOSS, real_input=True)
 
     f1 = stages[0](x)
     assert [tuple(g.shape) for g in drawn] == [(2, 3, 2, 2), (2, 3, 4, 4)]  # reverse order
@@ -234,7 +254,7 @@ def test_trainability_estimates_the_jacobian_gain() -> None:
     assert s_max == pytest.approx(2.0)
     torch.manual_seed(0)
     x = torch.randn(16, 3, 16, 16, dtype=torch.float64)
-    comps = az.az_nas_components(StageNet([stage], c_out=3), batch_of(x), LOSS)
+    comps = az.az_nas_components(StageNet([stage], c_out=3), batch_of(x), LOSS, real_input=True)
     assert comps["trainability"] == pytest.approx(-s_max - 1 / s_max + 2, abs=0.1)
 
 

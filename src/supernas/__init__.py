@@ -16,6 +16,7 @@ from supernas.estimate import (
     train_arch,
 )
 from supernas.hardware import ArchCost, count_flops, count_params, parse_constraint
+from supernas.nn import LayerChoice, ValueChoice, as_supernet, register_model, space_of
 from supernas.pipeline import Run, load_model
 from supernas.proxies import get_proxy, list_proxies, register_proxy
 from supernas.search import (
@@ -54,6 +55,7 @@ __all__ = [
     "Dataset",
     "Estimator",
     "FlopsEstimator",
+    "LayerChoice",
     "ParamsEstimator",
     "Recipe",
     "Run",
@@ -67,7 +69,9 @@ __all__ = [
     "SupernetEstimator",
     "TrainFromScratch",
     "Trial",
+    "ValueChoice",
     "__version__",
+    "as_supernet",
     "build_network",
     "build_supernet",
     "count_flops",
@@ -88,12 +92,14 @@ __all__ = [
     "parse_constraint",
     "rank_report",
     "recalibrate_bn",
+    "register_model",
     "register_proxy",
     "register_space",
     "register_strategy",
     "register_supernet",
     "register_trainer",
     "run_search",
+    "space_of",
     "spearman_rho",
     "top_k_overlap",
     "train_arch",

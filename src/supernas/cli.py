@@ -170,6 +170,14 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     space: Annotated[str | None, typer.Option("--space")] = None,
     space_opt: SpaceOptOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="your own network with choice blocks: path/to/file.py:factory "
+            "(replaces --space; --space-opt goes to the factory)",
+        ),
+    ] = None,
     data: Annotated[
         str | None,
         typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images"),
@@ -195,6 +203,10 @@ def run(
     trust_n: Annotated[
         int | None, typer.Option("--trust-n", help="random archs in the trust check")
     ] = None,
+    trust_seeds: Annotated[
+        int | None,
+        typer.Option("--trust-seeds", help="seeds per trust arch (2+ measures the noise ceiling)"),
+    ] = None,
     retrain_epochs: Annotated[int | None, typer.Option("--retrain-epochs")] = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -204,10 +216,13 @@ def run(
     from supernas.config import RunConfig
     from supernas.pipeline import Run
 
+    if model and space:
+        raise SupernasError("give --model (your own network) or --space, not both")
     cfg = RunConfig.load(config) if config else RunConfig()
     changes: dict[str, Any] = {}
     for key, val in (
         ("space", space),
+        ("model", model),
         ("data", data),
         ("data_dir", data_dir),
         ("max_train", max_train),
@@ -219,6 +234,7 @@ def run(
         ("budget", budget),
         ("top_k", top_k),
         ("trust_n", trust_n),
+        ("trust_seeds", trust_seeds),
     ):
         if val is not None:
             changes[key] = val
@@ -326,6 +342,10 @@ def search(
     supernet: Annotated[
         Path | None, typer.Option("--supernet", help="supernet.pt from `supernas train`")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="the checkpoint's own network: path/to/file.py:factory"),
+    ] = None,
     proxy: Annotated[
         str | None,
         typer.Option("--proxy", help="zero-shot instead: score archs with this proxy"),
@@ -390,6 +410,13 @@ def search(
     for t in target or []:
         _constraints([t], None, None)
     est: Any
+    if model or supernet is not None:  # a supernet of the user's own network (run --model)
+        from supernas.nn import register_model_file, register_run_model
+
+        if model:
+            register_model_file(model)
+        else:  # a run folder's supernet.pt: its config.toml names the network
+            register_run_model(Path(supernet).parent)
     if supernet is not None:
         net, _ = load_supernet(supernet)
         sp = net.space
@@ -533,6 +560,10 @@ def retrain(
     supernet: Annotated[
         Path | None, typer.Option("--supernet", help="take space and options from this checkpoint")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="the checkpoint's own network: path/to/file.py:factory"),
+    ] = None,
     data: DataOpt = "digits",
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
@@ -554,6 +585,13 @@ def retrain(
 
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
     ds = _load_data(data, data_dir, max_train, max_val, image_size)
+    if model or supernet is not None:  # a supernet of the user's own network (run --model)
+        from supernas.nn import register_model_file, register_run_model
+
+        if model:
+            register_model_file(model)
+        else:  # a run folder's supernet.pt: its config.toml names the network
+            register_run_model(Path(supernet).parent)
     if supernet is not None:
         ckpt = load_checkpoint(supernet)
         sp = get_space(ckpt["space"], **ckpt["space_options"])
@@ -675,6 +713,7 @@ def multifidelity(
 
 
 def _add_subapps() -> None:
+    import supernas.cli_export  # noqa: F401  (registers `export` and `report`)
     from supernas import cli_proxies  # noqa: F401  (registers `proxies` and `correlate`)
     from supernas.cli_bench import bench_app
     from supernas.cli_hardware import hardware_app

@@ -35,6 +35,8 @@ class RunConfig:
     seed: int = 0
     space: str = "resnet18"
     space_options: dict[str, Any] = field(default_factory=dict)
+    #: your own network, "path/to/file.py:factory" (supernas.nn); replaces `space`
+    model: str = ""
     data: str = "digits"
     data_dir: str = ""
     max_train: int = 0
@@ -51,6 +53,8 @@ class RunConfig:
     top_k: int = 3
     retrain: Recipe = field(default_factory=lambda: Recipe(epochs=15, batch_size=64, lr=0.1))
     trust_n: int = 10
+    #: trainings per trust arch (seeds seed, seed+1, ...); two measure the noise ceiling
+    trust_seeds: int = 2
 
     def __post_init__(self) -> None:
         if self.budget < 1:
@@ -59,6 +63,8 @@ class RunConfig:
             raise SupernasError(f"top_k must be at least 1, got {self.top_k}")
         if self.trust_n < 0 or self.trust_n == 1:
             raise SupernasError("trust_n must be 0 (skip the trust check) or at least 2")
+        if self.trust_seeds < 1:
+            raise SupernasError(f"trust_seeds must be at least 1, got {self.trust_seeds}")
         if self.max_train < 0 or self.max_val < 0:
             raise SupernasError("max_train and max_val must be >= 0 (0 = all)")
 

@@ -7,6 +7,7 @@ again with `resume=True` goes on from the stage (and the arch) it was in.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import time
@@ -67,7 +68,12 @@ def build_space(config: RunConfig, data: Dataset) -> SearchSpace:
         "num_classes": data.num_classes,
         **config.resolved_space_options(),
     }
-    return get_space(config.space, **opts)
+    space = get_space(config.space, **opts)
+    if config.model:  # a user's network: fail now if it does not fit the data
+        from supernas.nn import check_fits
+
+        check_fits(space, data.input_shape, data.num_classes)
+    return space
 
 
 class Run:
@@ -100,6 +106,11 @@ class Run:
     def _validate(self) -> None:
         """Check every registry name before any work or any file is written."""
         cfg = self.config
+        if cfg.model:  # --model file.py:factory replaces --space; resume finds it by full path
+            from supernas.nn import register_model_file
+
+            name, spec = register_model_file(cfg.model)
+            cfg = self.config = dataclasses.replace(cfg, space=name, model=spec)
         SPACES.get(cfg.space)
         STRATEGIES.get(cfg.strategy)
         TRAINERS.get(cfg.method)
@@ -313,7 +324,12 @@ class Run:
     def trust_stage(
         self, space: SearchSpace, data: Dataset, estimator: SupernetEstimator, feasible
     ) -> tuple[dict[str, Any], float]:
-        """Train a random sample standalone and rank-correlate it with the supernet's estimates."""
+        """Train a random sample standalone and rank-correlate it with the supernet's estimates.
+
+        Each arch is trained with `trust_seeds` seeds (seed, seed+1, ...). `test_accuracy` is
+        the first seed's, as before; the Kendall tau between two seeds' accuracies is the
+        noise ceiling: the rank agreement that no estimator can be expected to beat.
+        """
         cfg = self.config
         path = self.path("trust.json")
         state = read_json(path) if path.is_file() else {"records": [], "seconds": 0.0}
@@ -322,32 +338,35 @@ class Run:
         archs = trust_sample(space, cfg.trust_n, cfg.seed, feasible)
         records = state["records"]
         self.log(
-            f"trust: {len(archs)} random archs trained from scratch "
-            f"({cfg.retrain.epochs} epochs each) vs their supernet estimates"
+            f"trust: {len(archs)} random archs trained from scratch ({cfg.retrain.epochs} "
+            f"epochs, {cfg.trust_seeds} seed(s) each) vs their supernet estimates"
         )
-        with progress_bar("trust check", len(archs), not self.quiet) as advance:
+        with progress_bar("trust check", len(archs) * cfg.trust_seeds, not self.quiet) as advance:
             for i, arch in enumerate(archs):
-                if i < len(records):
+                if i == len(records):
+                    records.append({"arch": str(arch), "estimate": estimator.score([arch])[0]})
+                rec = records[i]
+                # records of runs from before trust_seeds hold the first seed's numbers only
+                vals = rec.setdefault("seed_val_accuracies", _first_seed(rec, "val_accuracy"))
+                tests = rec.setdefault("seed_test_accuracies", _first_seed(rec, "test_accuracy"))
+                for _ in range(len(tests)):
                     advance()
-                    continue
-                t0 = time.perf_counter()
-                est = estimator.score([arch])[0]
-                _, res = train_arch(space, arch, data, cfg.retrain, seed=cfg.seed)
-                records.append(
-                    {
-                        "arch": str(arch),
-                        "estimate": est,
-                        "val_accuracy": res.val_accuracy,
-                        "test_accuracy": res.test_accuracy,
-                    }
-                )
-                state["seconds"] += time.perf_counter() - t0
-                write_json(path, {"done": False, "records": records, "seconds": state["seconds"]})
-                advance()
+                for s in range(len(tests), cfg.trust_seeds):
+                    t0 = time.perf_counter()
+                    _, res = train_arch(space, arch, data, cfg.retrain, seed=cfg.seed + s)
+                    vals.append(res.val_accuracy)
+                    tests.append(res.test_accuracy)
+                    rec["val_accuracy"], rec["test_accuracy"] = vals[0], tests[0]
+                    state["seconds"] += time.perf_counter() - t0
+                    write_json(
+                        path, {"done": False, "records": records, "seconds": state["seconds"]}
+                    )
+                    advance()
         metrics = rank_report(
             [r["estimate"] for r in records], [r["test_accuracy"] for r in records]
         )
         truths = [r["test_accuracy"] for r in records]
+        ceiling = noise_ceiling([r["seed_test_accuracies"] for r in records])
         state = {
             "done": True,
             "records": records,
@@ -356,11 +375,14 @@ class Run:
             # how far apart the truths are, in test images: below a few, ranks are noise
             "truth_range": [min(truths), max(truths)],
             "truth_spread_images": round((max(truths) - min(truths)) * len(data.x_test)),
+            "seeds": cfg.trust_seeds,
+            "noise_ceiling_tau": ceiling,
         }
         write_json(path, state)
         self.log(
             f"trust: Kendall tau {fmt(metrics['kendall_tau'])}, Spearman rho "
-            f"{fmt(metrics['spearman_rho'])} over n={metrics['n']} archs"
+            f"{fmt(metrics['spearman_rho'])} over n={metrics['n']} archs; noise ceiling "
+            f"(seed-to-seed tau) {fmt(ceiling) if cfg.trust_seeds > 1 else 'not measured'}"
         )
         return state, state["seconds"]
 
@@ -373,14 +395,21 @@ class Run:
         trust: dict[str, Any],
         seconds: dict[str, float],
     ) -> dict[str, Any]:
-        from supernas.report import write_report
+        from supernas.report import write_html_report, write_report
 
         cfg = self.config
         best = max(retrained, key=lambda r: (r["val_accuracy"], -r["rank"]))
         shutil.copyfile(self.path(best["model"]), self.path("best_model.pt.tmp"))
         self.path("best_model.pt.tmp").replace(self.path("best_model.pt"))
         arch = space.parse(best["arch"])
-        write_json(self.path("best_arch.json"), {**arch.to_json(), "space_options": space.options})
+        write_json(
+            self.path("best_arch.json"),
+            {
+                **arch.to_json(),
+                "space_options": space.options,
+                "input_shape": list(data.input_shape),  # what `supernas export` feeds it
+            },
+        )
         result = {
             "space": space.name,
             "space_options": space.options,
@@ -405,6 +434,8 @@ class Run:
                 "n": trust.get("n", 0),
                 "truth_range": trust.get("truth_range"),
                 "truth_spread_images": trust.get("truth_spread_images"),
+                "seeds": trust.get("seeds", 1),
+                "noise_ceiling_tau": trust.get("noise_ceiling_tau", math.nan),
                 "estimate": "supernet val accuracy (inherited weights, BN recalibrated)",
                 "truth": "standalone test accuracy (retrain recipe)",
             },
@@ -413,6 +444,7 @@ class Run:
         write_json(self.path("result.json"), result)
         history = read_json(self.path("train.json"))["history"]
         write_report(self.out, result, history, search, trust)
+        write_html_report(self.out)
         self.log(
             f"best arch {best['arch']}: estimate {best['estimate']:.4f}, retrained test "
             f"accuracy {best['test_accuracy']:.4f}; trust tau "
@@ -435,6 +467,30 @@ def trust_sample(space: SearchSpace, n: int, seed: int, feasible) -> list[Arch]:
     return archs
 
 
+def _first_seed(rec: dict[str, Any], key: str) -> list[float]:
+    return [rec[key]] if key in rec else []
+
+
+def noise_ceiling(seed_accuracies: list[list[float]]) -> float:
+    """Mean Kendall tau between the archs' accuracies under each pair of training seeds.
+
+    NaN with fewer than two seeds (or two archs): the ceiling was not measured.
+    """
+    from itertools import combinations
+
+    from supernas.bench import kendall_tau
+
+    seeds = min((len(a) for a in seed_accuracies), default=0)
+    if seeds < 2 or len(seed_accuracies) < 2:
+        return math.nan
+    taus = [
+        kendall_tau([a[i] for a in seed_accuracies], [a[j] for a in seed_accuracies])
+        for i, j in combinations(range(seeds), 2)
+    ]
+    taus = [t for t in taus if not math.isnan(t)]
+    return float(np.mean(taus)) if taus else math.nan
+
+
 def save_model(path: Path, model: torch.nn.Module) -> None:
     from supernas.io import save_checkpoint
 
@@ -452,9 +508,11 @@ __all__ = ["Run", "build_space", "load_model", "make_constraint", "trust_sample"
 
 def load_model(run_dir: str | Path) -> torch.nn.Module:
     """The found network of a finished run: best_arch.json + best_model.pt, in eval mode."""
+    from supernas.nn import register_run_model
     from supernas.supernet import build_network
 
     run_dir = Path(run_dir)
+    register_run_model(run_dir)  # a run on a user's network (--model): register it first
     info = read_json(run_dir / "best_arch.json")
     space = get_space(info["space"], **info.get("space_options", {}))
     model = build_network(space, Arch.from_json(info))

@@ -36,6 +36,39 @@ def trust_verdict(tau: float, n: int) -> str:
     return words + caution
 
 
+def ceiling_text(trust: dict[str, Any]) -> str:
+    """The noise ceiling in plain words: seed-to-seed tau of the trust sample, if measured."""
+    ceiling = trust.get("noise_ceiling_tau", math.nan)
+    ceiling = math.nan if ceiling is None else ceiling
+    if trust.get("seeds", 1) < 2:
+        return (
+            "Noise ceiling: not measured (each trust arch was trained with one seed; "
+            "use --trust-seeds 2 to measure it)."
+        )
+    if math.isnan(ceiling):
+        return "Noise ceiling: not measured (too few archs, or constant accuracies under a seed)."
+    tau = trust.get("kendall_tau", math.nan)
+    tau = math.nan if tau is None else tau
+    text = (
+        f"Noise ceiling: Kendall tau {ceiling:.3f} between the trust archs' standalone test "
+        f"accuracies under {trust['seeds']} training seeds: the rank agreement of retraining "
+        "with another seed, which no estimator can be expected to beat."
+    )
+    if ceiling < 0.3:
+        return text + (
+            " Seeds barely agree on the order of these archs: their accuracies are within "
+            "training noise, so this sample cannot show how good the supernet's ranking is "
+            "(a harder task, more epochs or more archs can)."
+        )
+    if not math.isnan(tau):
+        text += (
+            f" The supernet's tau is {ceiling - tau:.3f} below it."
+            if tau < ceiling
+            else (" The supernet's tau reaches it.")
+        )
+    return text
+
+
 def _spread_line(trust: dict[str, Any]) -> list[str]:
     rng, images = trust.get("truth_range"), trust.get("truth_spread_images")
     if not rng or images is None:
@@ -46,6 +79,11 @@ def _spread_line(trust: dict[str, Any]) -> list[str]:
         f"{_f(rng[1], True)}, {images} test images apart: where that is only a few images, "
         "the true ranking itself is within seed-to-seed noise and no estimator can match it.",
     ]
+
+
+def seed_accuracies(rec: dict[str, Any]) -> list[float]:
+    """A trust record's test accuracy under each seed (older runs: the one seed)."""
+    return list(rec.get("seed_test_accuracies") or [rec["test_accuracy"]])
 
 
 def write_report(
@@ -69,6 +107,7 @@ def write_report(
             [r["test_accuracy"] for r in recs],
             tr["kendall_tau"],
             tr["spearman_rho"],
+            tr.get("noise_ceiling_tau", math.nan),
         )
     lines = [
         f"# supernas run: {result['space']} on {result['dataset']}",
@@ -82,6 +121,8 @@ def write_report(
         f"Spearman rho {_f(tr['spearman_rho'])} "
         f"between the supernet's estimates and standalone test accuracy over n={tr['n']} random "
         f"archs: {trust_verdict(tr['kendall_tau'], tr['n'])}",
+        "",
+        ceiling_text(tr),
         *_spread_line(tr),
         "",
         "## Top-k, retrained from scratch",
@@ -102,11 +143,13 @@ def write_report(
             "",
             "![trust](trust_scatter.png)",
             "",
-            "| arch | estimate | standalone test acc |",
+            "| arch | estimate | standalone test acc (per seed) |",
             "|---|---|---|",
         ]
         lines += [
-            f"| `{r['arch']}` | {_f(r['estimate'])} | {_f(r['test_accuracy'], True)} |"
+            f"| `{r['arch']}` | {_f(r['estimate'])} | "
+            + " / ".join(_f(a, True) for a in seed_accuracies(r))
+            + " |"
             for r in recs
         ]
     s = result["search"]
