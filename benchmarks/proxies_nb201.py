@@ -15,7 +15,8 @@ aggregation), fixed rank averages, and one rank average whose members are chosen
 on half of the archs and reported on the other half (so its rho is not fitted to the
 archs it is judged on).
 
-Every arch's scores are appended to a work file as they come, so a killed run resumes.
+Every arch's scores are appended to a work file (kept in benchmarks/results/, so any
+proxy can be rescored or any ensemble recomputed later) as they come: a killed run resumes.
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def rescore(args: argparse.Namespace, archs: list[str], batch: tuple, names: lis
     done = _read_work(work)
     if len(done) < len(archs):
         raise SystemExit(f"{work} has {len(done)} of {len(archs)} archs: finish it first")
+    only = json.loads(Path(args.rescore_only).read_text()) if args.rescore_only else None
+    todo = [(i, a) for i, a in enumerate(archs) if only is None or i in set(only)]
     space_opts = {"C": args.C, "N": args.N, "num_classes": 10}
     with (
         Progress(*progress_columns()) as bar,
@@ -173,8 +176,8 @@ def rescore(args: argparse.Namespace, archs: list[str], batch: tuple, names: lis
             args.workers, _init, (space_opts, batch, names, args.seed)
         ) as pool,
     ):
-        task = bar.add_task(f"rescore {','.join(names)}", total=len(archs))
-        for new in pool.imap_unordered(_score, list(enumerate(archs))):
+        task = bar.add_task(f"rescore {','.join(names)}", total=len(todo))
+        for new in pool.imap_unordered(_score, todo):
             row = done[new["i"]]
             row["scores"].update(new["scores"])
             row["seconds"].update(new["seconds"])
@@ -265,11 +268,14 @@ def main() -> None:
     p.add_argument("--proxies", default="", help="comma list (default: every proxy)")
     p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     p.add_argument("--out", default=str(REPO / "benchmarks/results/proxies_nb201.json"))
-    p.add_argument("--work", default=str(REPO / "benchmarks/results/work/proxies_nb201.jsonl"))
+    p.add_argument("--work", default=str(REPO / "benchmarks/results/proxies_nb201.scores.jsonl"))
     p.add_argument(
         "--partial", action="store_true", help="report the archs scored so far; score nothing"
     )
     p.add_argument("--rescore", default="", help="comma list: score these again on every arch")
+    p.add_argument(
+        "--rescore-only", default="", help="JSON list of arch indices: rescore just these"
+    )
     args = p.parse_args()
 
     table = load_tables([args.table])

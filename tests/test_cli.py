@@ -290,7 +290,10 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--space", "nosuch"], "unknown space 'nosuch'; valid: nb201, resnet18"),
+        (
+            ["run", "--space", "nosuch"],
+            "unknown space 'nosuch'; valid: mobilenetv2, nb201, resnet18, vit",
+        ),
         (["run", "--strategy", "nosuch"], "unknown strategy 'nosuch'; valid:"),
         (["retrain", "--arch", "k3w1-k9w1", "--out", "o"], "arch string 'k3w1-k9w1'"),
         (
@@ -317,3 +320,34 @@ def test_bad_input_gives_one_clear_line_and_exit_code_2(
     assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
     assert message in lines[0]
     assert not (tmp_path / "runs").exists()  # nothing written for a refused run
+
+
+def test_train_takes_trainer_options_and_names_bad_ones(tmp_path: Path) -> None:
+    base = ["train", "--space", "nb201", "--space-opt", "C=4", "--space-opt", "N=1"]
+    base += ["--max-train", "86", "--max-val", "43", "--batch-size", "43", "--epochs", "1"]
+    r = invoke(*base, "--method", "darts", "--trainer-opt", "order=2", "--out", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    ckpt = torch.load(tmp_path / "supernet.pt", weights_only=True)
+    assert ckpt["trainer"]["order"] == 2
+    r = invoke(
+        *base, "--method", "darts", "--trainer-opt", "nosuch=1", "--out", str(tmp_path / "b")
+    )
+    assert r.exit_code == 2
+    assert "bad options for trainer 'darts'" in r.output and "nosuch" in r.output
+
+
+def test_train_proxyless_gets_the_lut_of_its_latency_loss(tmp_path: Path) -> None:
+    from supernas.hardware import build_lut
+    from supernas.space import get_space
+
+    space = get_space("nb201", C=4, N=1, in_channels=1)
+    lut = build_lut(space, (1, 8, 8), calibration=0, warmup=0, repeats=2, rounds=1)
+    lut.save(tmp_path / "lut.json")
+    r = invoke(
+        "train", "--method", "proxyless", "--space", "nb201", "--space-opt", "C=4",
+        "--space-opt", "N=1", "--max-train", "86", "--max-val", "43", "--batch-size", "43",
+        "--epochs", "1", "--lut", str(tmp_path / "lut.json"), "--out", str(tmp_path / "sn"),
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ckpt = torch.load(tmp_path / "sn" / "supernet.pt", weights_only=True)
+    assert ckpt["trainer"]["lut"] is not None  # the LUT's digest: a resume checks it

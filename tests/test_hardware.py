@@ -15,7 +15,12 @@ from supernas.supernet import SUPERNETS, build_network
 MULTS = (1, 1, 2, 2, 4, 4, 8, 8)
 STRIDES = (1, 1, 2, 1, 2, 1, 2, 1)
 
-SMALL = {"resnet18": {"base_width": 4}, "nb201": {"C": 4, "N": 1}}
+SMALL = {
+    "resnet18": {"base_width": 4},
+    "nb201": {"C": 4, "N": 1},
+    "mobilenetv2": {"base_width": 4},
+    "vit": {"embed_dim": 8, "depth": 2},
+}
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,8 @@ from supernas.supernet import build_network
 TINY = {
     "resnet18": ({"base_width": 4}, (3, 16, 16)),
     "nb201": ({"C": 4, "N": 1}, (3, 8, 8)),
+    "mobilenetv2": ({"base_width": 4}, (3, 8, 8)),
+    "vit": ({"embed_dim": 8, "depth": 2, "image_size": 8}, (3, 8, 8)),
 }
 FAST = {"warmup": 0, "repeats": 2, "rounds": 1}
 NB201_ARCH = (

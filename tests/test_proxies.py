@@ -29,7 +29,8 @@ from supernas.proxies import (
     proxy_batch,
     rank_average,
 )
-from supernas.space import Arch, get_space
+from supernas.space import Arch, get_space, list_spaces
+from test_supernet import SMALL
 
 runner = CliRunner()
 TABLE = SHARED_DATA / "nb201" / "accuracy.csv"
@@ -41,7 +42,7 @@ def tiny(space: str):
     if space == "nb201":
         sp = get_space("nb201", C=4, N=1)
         return sp, proxy_batch("random", sp, batch_size=8, seed=0)
-    sp = get_space("resnet18", base_width=4, in_channels=1, num_classes=10)
+    sp = get_space(space, **{**SMALL.get(space, {}), "in_channels": 1, "num_classes": 10})
     gen = torch.Generator().manual_seed(0)
     return sp, (torch.randn(8, 1, 8, 8, generator=gen), torch.arange(8) % 10)
 
@@ -86,7 +87,7 @@ def test_registry_lists_the_issue_proxies() -> None:
 
 
 # -- every proxy on every space ---------------------------------------------------------------
-@pytest.mark.parametrize("space", ["nb201", "resnet18"])
+@pytest.mark.parametrize("space", list_spaces())
 @pytest.mark.parametrize("name", list_proxies())
 def test_every_proxy_runs_on_every_space_deterministically(name: str, space: str) -> None:
     sp, batch = tiny(space)

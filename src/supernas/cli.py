@@ -267,6 +267,11 @@ def _print_result(result: dict[str, Any], out: Path) -> None:
     table.add_row("params / FLOPs", f"{result['best_params']:,} / {result['best_flops']:,}")
     table.add_row("trust Kendall tau", f"{fmt(t['kendall_tau'])} (n={t['n']})")
     table.add_row("trust Spearman rho", fmt(t["spearman_rho"]))
+    ceiling = t.get("noise_ceiling_tau")
+    table.add_row(
+        "noise ceiling (seed-to-seed tau)",
+        "not measured (--trust-seeds 1)" if ceiling is None else fmt(ceiling),
+    )
     table.add_row("seconds", f"{result['seconds']['total']:.0f}")
     table.add_row("run folder", str(out))
     out_console.print(table)
@@ -280,6 +285,10 @@ def train(
     space: Annotated[str, typer.Option("--space")] = "resnet18",
     space_opt: SpaceOptOpt = None,
     method: Annotated[str, typer.Option("--method", help="supernet trainer")] = "spos",
+    trainer_opt: Annotated[
+        list[str] | None,
+        typer.Option("--trainer-opt", help="KEY=VALUE trainer option, e.g. order=2 (repeatable)"),
+    ] = None,
     data: DataOpt = "digits",
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
@@ -296,12 +305,14 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a supernet and write OUT/supernet.pt (resumes if it exists)."""
+    import inspect
+
     from supernas.config import RunConfig
     from supernas.console import progress_bar
     from supernas.io import write_json
     from supernas.pipeline import build_space, make_constraint
     from supernas.supernet import build_supernet
-    from supernas.train import Recipe, get_trainer
+    from supernas.train import TRAINERS, Recipe, get_trainer
 
     cons = _constraints(constraint, max_params, max_flops)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
@@ -313,27 +324,38 @@ def train(
 
     torch.manual_seed(seed)
     supernet = build_supernet(sp)
-    trainer = get_trainer(method, recipe=recipe, seed=seed, constraint=feasible)
+    topts = _space_options(trainer_opt)
+    if lut is not None and "lut" in inspect.signature(TRAINERS.get(method)).parameters:
+        topts.setdefault("lut", lut)  # proxyless/fbnet: the LUT of their latency loss
+    trainer = get_trainer(method, recipe=recipe, seed=seed, constraint=feasible, **topts)
     steps = epochs * -(-len(ds.x_train) // batch_size)
     with progress_bar("train supernet", steps, not quiet) as advance:
         history = trainer.fit(supernet, ds, checkpoint=out / "supernet.pt", on_step=advance)
-    write_json(
-        out / "train.json",
-        {
-            "done": True,
-            "method": method,
-            "space": sp.name,
-            "space_options": sp.options,
-            "data": data,
-            "constraints": cons,
-            "history": history,
-        },
-    )
+    # Differentiable trainers (darts, gdas) choose the arch themselves; random_ws returns None.
+    derive = getattr(trainer, "derive", None)
+    derived = derive() if derive is not None else None
+    result: dict[str, Any] = {
+        "done": True,
+        "method": method,
+        "space": sp.name,
+        "space_options": sp.options,
+        "data": data,
+        "constraints": cons,
+        "history": history,
+    }
+    if derived is not None:
+        result["arch"] = str(derived)
+        result["alphas"] = trainer.alphas()
+    write_json(out / "train.json", result)
     last = history[-1]
     out_console.print(
         f"wrote {out / 'supernet.pt'}: {epochs} epochs, final sampled-path "
         f"train accuracy {last['train_accuracy']:.3f}"
     )
+    if derived is not None:
+        out_console.print(
+            f"derived arch ({method}): {derived}", markup=False, highlight=False, soft_wrap=True
+        )
 
 
 @app.command()

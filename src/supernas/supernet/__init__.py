@@ -1,6 +1,6 @@
 """Supernets: all candidate weights of a space, `forward(x, arch)`, `extract(arch)`."""
 
-from supernas.supernet import nb201, resnet18  # noqa: F401  (registers the built-in supernets)
+from supernas.supernet import mobilenetv2, nb201, resnet18, vit  # noqa: F401  (registers the built-in supernets)
 from supernas.supernet.base import (
     SUPERNETS,
     Supernet,

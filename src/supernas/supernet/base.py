@@ -2,13 +2,14 @@
 
 Design: a space's standalone network is built from the *same* module classes as its
 supernet, holding only the chosen candidate (and only the chosen width). Its state-dict
-keys are therefore a subset of the supernet's, and each tensor is a leading slice of the
-supernet's tensor, so `extract` is one generic copy and the two forwards share code.
+keys are therefore a subset of the supernet's, and each tensor is a slice of the
+supernet's tensor (its leading entries, unless `slice_of` says otherwise), so `extract`
+is one generic copy and the two forwards share code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -34,6 +35,64 @@ class Supernet(nn.Module):
         """A fresh (randomly initialised) standalone network for `arch`."""
         raise NotImplementedError
 
+    def forward_mixed(
+        self,
+        x: Tensor,
+        weights: Sequence[Tensor],
+        *,
+        partial: int = 1,
+        edge_weights: Sequence[Tensor] | None = None,
+    ) -> Tensor:
+        """Every option of every choice at once, weighted (the DARTS mixed op).
+
+        `weights[i]` is a 1-D tensor over `space.choices[i].options`; choice i's output is
+        sum_j weights[i][j] * op_j(input). An option whose weight is exactly 0 is not
+        computed (see `mix`), so a one-hot weight runs exactly `forward(x, arch)`'s path and
+        GDAS's straight-through one-hot runs one op per choice. Differentiable trainers
+        (darts, gdas) need it; a space without it raises a clear error. `partial` and
+        `edge_weights` are PC-DARTS' partial channels and edge normalization; a supernet
+        that supports them overrides this signature (today nb201), one that does not keeps
+        the plain `(x, weights)` signature.
+        """
+        raise SupernasError(
+            f"space {self.space.name} has no mixed forward (Supernet.forward_mixed); "
+            "the differentiable methods darts/gdas need one: use spos, random_ws or another "
+            "single-path trainer"
+        )
+
+    def mixed_zeros(self, weights: Sequence[Tensor]) -> list[list[bool]]:
+        """Check `weights` against the space; per choice, which weights are exactly 0.
+
+        One host sync for the whole forward (not one per choice): the values decide which
+        ops run, so they must be read on the host anyway.
+        """
+        choices = self.space.choices
+        if len(weights) != len(choices):
+            raise SupernasError(
+                f"forward_mixed needs {len(choices)} weight vectors (one per choice of "
+                f"{self.space.name}), got {len(weights)}"
+            )
+        for c, w in zip(choices, weights, strict=True):
+            if w.dim() != 1 or len(w) != len(c.options):
+                raise SupernasError(
+                    f"forward_mixed: choice {c.name} needs a 1-D weight of {len(c.options)} "
+                    f"entries, got shape {tuple(w.shape)}"
+                )
+        flat = torch.cat([w.detach().reshape(-1) for w in weights]).eq(0).tolist()
+        out, i = [], 0
+        for w in weights:
+            out.append(flat[i : i + len(w)])
+            i += len(w)
+        return out
+
+    def slice_of(self, key: str, shape: torch.Size) -> tuple[slice, ...]:
+        """Where a standalone tensor `key` of `shape` lies in this supernet's tensor.
+
+        Widths are sliced from the front, so by default the leading entries of every dim;
+        a supernet that shares weights another way (a centre-cropped kernel) overrides this.
+        """
+        return tuple(slice(0, n) for n in shape)
+
     def extract(self, arch: Arch) -> nn.Module:
         """A standalone network for `arch` with the supernet's weights and BN stats copied."""
         arch = self.space.validate(arch)
@@ -48,10 +107,37 @@ class Supernet(nn.Module):
             if key not in src:
                 raise RuntimeError(f"{type(self).__name__}: standalone key {key} not in supernet")
             s = src[key]
-            new[key] = s[tuple(slice(0, n) for n in t.shape)].clone() if t.dim() else s.clone()
+            new[key] = s[self.slice_of(key, t.shape)].clone() if t.dim() else s.clone()
         net.load_state_dict(new)
         net.train(self.training)
         return net
+
+
+def mix(
+    weights: Sequence[Tensor], zero: Sequence[bool], compute: Callable[[int], Tensor | None]
+) -> Tensor | None:
+    """sum_j weights[j] * compute(j), computing only options whose weight is not exactly 0.
+
+    A zero weight that does not require grad is dropped: exact, and the op never runs. A
+    zero weight that requires grad (GDAS's hard one-hot, one_hot - p.detach() + p, whose
+    unchosen entries are exactly 0) is added as itself instead of weight * op: the value
+    is unchanged and the op still never runs, while autograd reaches alpha through it, as
+    GDAS's official code does. `compute(j)` may return None for an op that is identically
+    zero ('none'), so it costs nothing. Returns None when no term remains; a 0-dim result
+    means only zero weights were added, and the caller broadcasts it.
+    """
+    total: Tensor | None = None
+    for j, w in enumerate(weights):
+        if zero[j]:
+            if not w.requires_grad:
+                continue
+            term: Tensor | None = w
+        else:
+            y = compute(j)
+            term = None if y is None else w * y
+        if term is not None:
+            total = term if total is None else total + term
+    return total
 
 
 SUPERNETS: Registry[type[Supernet]] = Registry("supernet (space)")

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from supernas.space import Arch, SearchSpace
 from supernas.space.resnet18 import BLOCK_MULTIPLIERS, BLOCK_STRIDES
-from supernas.supernet.base import Supernet, register_supernet
+from supernas.supernet.base import Supernet, mix, register_supernet
 
 #: Per block: (ModuleDict key of the chosen kernel, inner width).
 BlockConfig = tuple[str, int]
@@ -99,6 +99,24 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor, key: str, mid: int) -> Tensor:
         return self.relu(self.branches[key](x, mid) + self.shortcut(x))
+
+    def forward_mixed(
+        self,
+        x: Tensor,
+        candidates: Sequence[BlockConfig],
+        weights: Tensor,
+        zero: Sequence[bool],
+    ) -> Tensor:
+        """relu(sum_j weights[j] * branch_j(x) + shortcut(x)) over (kernel, width) candidates.
+
+        Every candidate's branch ends in the block's own out-channels (the width choice is
+        the inner width), so the outputs add as they are; no padding is needed.
+        """
+        branch = mix(weights, zero, lambda j: self.branches[candidates[j][0]](x, candidates[j][1]))
+        out = self.shortcut(x)
+        if branch is None:  # every weight 0: only the shortcut (x itself must not change)
+            return F.relu(out)
+        return self.relu(branch + out)
 
 
 def inner_width(width: float, out_channels: int) -> int:
@@ -201,6 +219,30 @@ class ResNet18Supernet(Supernet):
 
     def forward(self, x: Tensor, arch: Arch) -> Tensor:
         return _forward(self, x, self.config(arch))
+
+    def forward_mixed(self, x: Tensor, weights: Sequence[Tensor]) -> Tensor:
+        """Per block, the weighted sum over its 9 (kernel, width) candidates.
+
+        A block has two choices (kernel, width), each with its own weight vector; candidate
+        (k, w) weighs weights[kernel][k] * weights[width][w], the expectation under the
+        factorised distribution (a one-hot pair selects exactly `forward(x, arch)`'s
+        path). Each candidate runs the sliced path at its inner width, as `forward` does,
+        so every candidate updates its own BN statistics in train mode.
+        """
+        zeros = self.mixed_zeros(weights)
+        opts = self.space.options
+        outs = [m * opts["base_width"] for m in BLOCK_MULTIPLIERS]
+        x = self.stem(x)
+        for b, (block, out) in enumerate(zip(self.blocks, outs, strict=True)):
+            kernels = self.space.choices[2 * b].options
+            widths = self.space.choices[2 * b + 1].options
+            cands = [(f"k{k}", inner_width(float(w), out)) for k in kernels for w in widths]
+            wk, ww = weights[2 * b], weights[2 * b + 1]
+            zk, zw = zeros[2 * b], zeros[2 * b + 1]
+            joint = (wk[:, None] * ww[None, :]).reshape(-1)
+            zero = [a or c for a in zk for c in zw]
+            x = block.forward_mixed(x, cands, joint, zero)
+        return self.fc(x.mean((2, 3)))
 
     @classmethod
     def build_network(cls, space: SearchSpace, arch: Arch) -> nn.Module:
