@@ -85,6 +85,22 @@ class Supernet(nn.Module):
             i += len(w)
         return out
 
+    def cached_config(self, arch: Arch, make: Callable[[SearchSpace, Arch], Any]) -> Any:
+        """`make(space, arch)` (the per-layer plan of a forward), cached per arch.
+
+        Why: validating and parsing an arch on every training step costs more than a small
+        layer's forward; the cache is cleared when it reaches 100,000 archs.
+        """
+        cache: dict[Arch, Any] = self.__dict__.setdefault("_config_cache", {})
+        cfg = cache.get(arch) if isinstance(arch, Arch) else None
+        if cfg is None:
+            arch = self.space.validate(arch)
+            cfg = make(self.space, arch)
+            if len(cache) >= 100_000:
+                cache.clear()
+            cache[arch] = cfg
+        return cfg
+
     def slice_of(self, key: str, shape: torch.Size) -> tuple[slice, ...]:
         """Where a standalone tensor `key` of `shape` lies in this supernet's tensor.
 

@@ -182,7 +182,6 @@ class MobileNetV2Supernet(Supernet):
             kernels.append(max(int(k) for k, _ in ops))
             mids.append(max(int(e) for _, e in ops) * cin)
         _build(self, space, kernels, mids)
-        self._configs: dict[Arch, tuple[BlockConfig, ...]] = {}
         #: Per block, the (kernel, width) of each option, in the choice's option order.
         self._op_configs = [
             [_op_config(op, cin) for op in choice.options]
@@ -191,14 +190,7 @@ class MobileNetV2Supernet(Supernet):
 
     def config(self, arch: Arch) -> tuple[BlockConfig, ...]:
         """Per-block (kernel, expanded width), cached: validation stays off the step."""
-        cfg = self._configs.get(arch) if isinstance(arch, Arch) else None
-        if cfg is None:
-            arch = self.space.validate(arch)
-            cfg = _config(self.space, arch)
-            if len(self._configs) >= 100_000:
-                self._configs.clear()
-            self._configs[arch] = cfg
-        return cfg
+        return self.cached_config(arch, _config)
 
     def forward(self, x: Tensor, arch: Arch) -> Tensor:
         return _forward(self, x, self.config(arch))

@@ -204,18 +204,10 @@ class ResNet18Supernet(Supernet):
             for b, out in enumerate(outs)
         ]
         _build(self, space, kernels, mids)
-        self._configs: dict[Arch, tuple[BlockConfig, ...]] = {}
 
     def config(self, arch: Arch) -> tuple[BlockConfig, ...]:
         """Per-block (kernel key, inner width), cached: validation stays off the training step."""
-        cfg = self._configs.get(arch) if isinstance(arch, Arch) else None
-        if cfg is None:
-            arch = self.space.validate(arch)
-            cfg = _config(self.space, arch)
-            if len(self._configs) >= 100_000:
-                self._configs.clear()
-            self._configs[arch] = cfg
-        return cfg
+        return self.cached_config(arch, _config)
 
     def forward(self, x: Tensor, arch: Arch) -> Tensor:
         return _forward(self, x, self.config(arch))

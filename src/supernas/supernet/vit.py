@@ -176,18 +176,10 @@ class ViTSupernet(Supernet):
             for i in range(len(space.choices) // 3)
         ]
         _build(self, space, widths)
-        self._configs: dict[Arch, tuple[LayerConfig, ...]] = {}
 
     def config(self, arch: Arch) -> tuple[LayerConfig, ...]:
         """Per-layer (heads, qkv, hidden), cached: validation stays off the training step."""
-        cfg = self._configs.get(arch) if isinstance(arch, Arch) else None
-        if cfg is None:
-            arch = self.space.validate(arch)
-            cfg = _config(self.space, arch)
-            if len(self._configs) >= 100_000:
-                self._configs.clear()
-            self._configs[arch] = cfg
-        return cfg
+        return self.cached_config(arch, _config)
 
     def forward(self, x: Tensor, arch: Arch) -> Tensor:
         return _forward(self, x, self.config(arch))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -149,7 +148,9 @@ class DifferentiableTrainer(SupernetTrainer):
     replace the alpha gradient (`arch_grads`). The epochs, the weight step, checkpoints and
     resume are `SupernetTrainer`'s; this class adds alpha's step before each weight step
     and keeps alpha, its optimiser and the val/sample generators in the checkpoint. The
-    constructor only stores arguments.
+    constructor only stores arguments. Each history record also holds the derived `arch`
+    (string), `alphas` (softmax per choice), `collapse` and `arch_loss`, so an anytime
+    evaluation can read what the search would return after every epoch.
     """
 
     name = ""
@@ -340,25 +341,6 @@ class DifferentiableTrainer(SupernetTrainer):
                 stacklevel=4,  # the caller of fit
             )
         return rec
-
-    def fit(
-        self,
-        supernet: Supernet,
-        data: Dataset,
-        *,
-        checkpoint: str | Path | None = None,
-        on_step: Callable[[], None] | None = None,
-        on_epoch: Callable[[dict[str, Any]], None] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Train weights and alpha, checkpointing each epoch; resume from `checkpoint`.
-
-        Returns the per-epoch history; each record also holds the derived `arch` (string),
-        `alphas` (softmax per choice), `collapse` and `arch_loss`, so an anytime evaluation
-        can read what the search would return after every epoch.
-        """
-        return super().fit(
-            supernet, data, checkpoint=checkpoint, on_step=on_step, on_epoch=on_epoch
-        )
 
 
 @dataclass
