@@ -184,7 +184,8 @@ def test_spos_epoch_on_digits_and_proxies() -> None:
     history = supernas.SPOSTrainer(supernas.Recipe(epochs=2, lr=0.1), seed=0).fit(sup, data)
     assert len(history) == 2
     assert all(math.isfinite(h["train_loss"]) for h in history)
-    # Only "runs": SPOS on this space learns slowly on digits (see the supernet's docstring).
+    # Only "runs" here; with shared centre-cropped kernels SPOS on full digits reaches 48%
+    # sampled-path train accuracy in 6 epochs (base_width 8), as resnet18 does.
 
     batch = proxy_batch(data, sp, batch_size=8, seed=0)
     archs = [with_skips(sp, s) for s in range(3)]

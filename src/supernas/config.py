@@ -21,6 +21,7 @@ else:  # pragma: no cover
 DEFAULT_SPACE_OPTIONS: dict[str, dict[str, Any]] = {
     "resnet18": {"base_width": 8},
     "nb201": {"C": 8, "N": 1},
+    "mobilenetv2": {"base_width": 8},
 }
 #: Sized for the default budget of 120 evaluations (the paper's 100/25 suits thousands).
 DEFAULT_STRATEGY_OPTIONS: dict[str, dict[str, Any]] = {
