@@ -351,3 +351,24 @@ def test_train_proxyless_gets_the_lut_of_its_latency_loss(tmp_path: Path) -> Non
     assert r.exit_code == 0, r.output
     ckpt = torch.load(tmp_path / "sn" / "supernet.pt", weights_only=True)
     assert ckpt["trainer"]["lut"] is not None  # the LUT's digest: a resume checks it
+
+
+def test_greedy_pool_search_starts_from_a_greedynas_supernets_pool(tmp_path: Path) -> None:
+    from supernas.space import Arch, get_space
+    from supernas.train import read_pool
+
+    data = ["--max-train", "86", "--max-val", "43", "--batch-size", "43"]
+    space = ["--space", "nb201", "--space-opt", "C=4", "--space-opt", "N=1"]
+    r = invoke("train", "--method", "greedynas", *space, *data, "--epochs", "1",
+               "--trainer-opt", "pool_size=6", "--out", str(tmp_path), "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    pool = [a for a, _ in read_pool(tmp_path / "supernet.pt")]
+    assert pool
+    out = str(tmp_path / "s.json")
+    r = invoke("search", "--supernet", str(tmp_path / "supernet.pt"), *data, "--budget", "3",
+               "--strategy", "greedy_pool", "--out", out, "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    trials = json.loads((tmp_path / "s.json").read_text())["result"]["trials"]
+    sp = get_space("nb201", C=4, N=1, in_channels=1)
+    asked = [str(sp.validate(Arch.from_json(t["arch"]))) for t in trials]
+    assert asked == pool[:3]  # the warm-up replays the pool, best first

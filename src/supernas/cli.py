@@ -440,8 +440,10 @@ def search(
         else:  # a run folder's supernet.pt: its config.toml names the network
             register_run_model(Path(supernet).parent)
     if supernet is not None:
-        net, _ = load_supernet(supernet)
+        net, ckpt = load_supernet(supernet)
         sp = net.space
+        if strategy == "greedy_pool" and "pool" not in sopts and ckpt.get("pool"):
+            sopts["pool"] = [a for a, _ in ckpt["pool"]]  # GreedyNAS: start from its pool
         ds = _load_data(data, data_dir, max_train, max_val, image_size)
         _check_data_fits(sp, ds)
         input_shape = ds.input_shape
