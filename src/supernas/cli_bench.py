@@ -222,3 +222,200 @@ def search(
     out_console.print(t)
     if "hypervolume" in o:
         print(f"hypervolume: {result['mean']:.6g} ± {result['std']:.6g}")
+
+
+# -- anytime evaluation (NAS-Bench-1Shot1 style) ---------------------------------------------
+def anytime_plot(
+    path: Path, trajectories: dict[str, list[dict[str, Any]]], title: str, ylabel: str
+) -> Path:
+    """True score of the arch each method returned vs epoch, one line per method (run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    for label, traj in trajectories.items():
+        xs = [r["epoch"] for r in traj]
+        ax.plot(xs, [r["score"] for r in traj], marker="o", ms=3, label=label)
+    ax.set_xlabel("epoch of supernet training")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save_png(fig, path)
+
+
+def _read_run(path: Path) -> dict[str, Any]:
+    from supernas.errors import SupernasError
+    from supernas.io import read_json
+
+    run = read_json(path)
+    missing = [k for k in ("history", "space", "space_options", "method") if k not in run]
+    if not isinstance(run, dict) or missing:
+        raise SupernasError(
+            f"{path} is not a train.json of `supernas train` (missing {', '.join(missing)})"
+        )
+    return run
+
+
+@bench_app.command("anytime")
+@_friendly
+def anytime(
+    train_json: Annotated[
+        list[Path], typer.Option("--train-json", help="RUN/train.json of `supernas train`")
+    ],
+    table: Annotated[
+        list[Path] | None, typer.Option("--table", help="truth: CSV table(s) with an 'arch' column")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="the table column that is the true score")
+    ] = None,
+    scratch_cache: Annotated[
+        Path | None,
+        typer.Option("--scratch-cache", help="truth: train from scratch, results kept in this CSV"),
+    ] = None,
+    supernet: Annotated[
+        list[Path] | None,
+        typer.Option("--supernet", help="RUN/supernet.pt, one per --train-json: one-shot ranking"),
+    ] = None,
+    sample: Annotated[int, typer.Option("--sample", help="archs in the one-shot ranking")] = 20,
+    recal_batches: Annotated[
+        int, typer.Option("--recal-batches", help="BN recalibration batches per arch")
+    ] = 10,
+    data: Annotated[
+        str, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
+    ] = "digits",
+    data_dir: Annotated[str, typer.Option("--data-dir")] = "",
+    max_train: Annotated[int, typer.Option("--max-train", help="at most N train images")] = 0,
+    max_val: Annotated[int, typer.Option("--max-val", help="at most N val images")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", help="scratch recipe: epochs")] = 15,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="scratch recipe")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="scratch recipe")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="scratch seed and ranking sample")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="result JSON")] = Path("result.json"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """True score of the arch each epoch of a one-shot run returned (NAS-Bench-1Shot1).
+
+    Truth: a table column (--table, --target) or training from scratch with a persistent
+    cache (--scratch-cache, --data). With --supernet, also the supernet's ranking of a
+    fixed seeded sample of archs against the same truth (Kendall tau, Spearman rho, top-k).
+    """
+    from rich.table import Table as RichTable
+
+    from supernas.bench.anytime import anytime_trajectory, oneshot_ranking, sample_archs
+    from supernas.bench.table import TableEstimator, load_tables
+    from supernas.cli import _check_data_fits, _load_data, out_console
+    from supernas.console import progress_bar
+    from supernas.errors import SupernasError
+    from supernas.estimate import CachedTrainFromScratch
+    from supernas.io import write_json
+    from supernas.space import get_space
+    from supernas.train import Recipe, load_supernet
+
+    if bool(table) == (scratch_cache is not None):
+        raise SupernasError("give one truth: --table (with --target) or --scratch-cache")
+    if table and not target:
+        raise SupernasError("--table needs --target COLUMN (e.g. cifar10_valid)")
+    supernets = list(supernet or [])
+    if supernets and len(supernets) != len(train_json):
+        raise SupernasError(
+            f"{len(supernets)} --supernet for {len(train_json)} --train-json: give one per run"
+        )
+    if supernets and sample < 2:
+        raise SupernasError(f"a ranking needs at least 2 archs, got --sample {sample}")
+    runs = [_read_run(p) for p in train_json]
+    spaces = [get_space(r["space"], **r["space_options"]) for r in runs]
+    ds = _load_data(data, data_dir, max_train, max_val) if scratch_cache or supernets else None
+
+    truth: Any
+    if table:
+        tab = load_tables([str(t) for t in table])
+        truth = TableEstimator(tab, str(target))
+        pool = list(tab.arch_values(str(target)))
+        info: dict[str, Any] = {"kind": "table", "tables": [str(t) for t in table]}
+        info["target"] = target
+        ylabel = f"true {target} of the returned arch"
+    else:
+        keys = {(s.name, repr(sorted(s.options.items()))) for s in spaces}
+        if len(keys) > 1:
+            raise SupernasError(
+                "the runs use different spaces or space options; one scratch cache holds "
+                "one space: run `bench anytime` once per space"
+            )
+        _check_data_fits(spaces[0], ds)
+        recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
+        truth = CachedTrainFromScratch(scratch_cache, spaces[0], ds, recipe, seed=seed)
+        pool = None
+        info = {"kind": "scratch", "cache": str(scratch_cache), "data": data}
+        info.update(recipe=recipe.to_dict(), seed=seed)
+        ylabel = "true val accuracy of the returned arch (scratch)"
+
+    results: list[dict[str, Any]] = []
+    rankings: list[Any] = [None] * len(runs)
+    samples: list[Any] = [None] * len(runs)
+    nets: list[Any] = [None] * len(runs)
+    for i, path in enumerate(supernets):
+        nets[i], _ = load_supernet(path)
+        _check_data_fits(nets[i].space, ds)
+        samples[i] = sample_archs(nets[i].space, sample, seed, pool)
+    # The bar counts what really trains: archs already in the cache cost nothing.
+    todo: set[Any] = set()
+    if isinstance(truth, CachedTrainFromScratch):
+        for run, sp in zip(runs, spaces, strict=True):
+            todo |= {sp.parse(h["arch"]) for h in run["history"] if isinstance(h.get("arch"), str)}
+        for s in samples:
+            todo |= set(s or [])
+        todo = {a for a in todo if not truth.cached(a)}
+    with progress_bar("train from scratch", len(todo), not quiet) as advance:
+        if isinstance(truth, CachedTrainFromScratch):
+            done = [truth.trained]
+
+            def tick() -> None:
+                advance(truth.trained - done[0])
+                done[0] = truth.trained
+
+            truth.on_arch = tick
+        for i, (run, sp) in enumerate(zip(runs, spaces, strict=True)):
+            traj = anytime_trajectory(run["history"], truth, sp)
+            if nets[i] is not None:
+                rankings[i] = oneshot_ranking(
+                    nets[i], ds, truth, samples[i], recal_batches=recal_batches, seed=seed
+                )
+            results.append(
+                {
+                    "train_json": str(train_json[i]),
+                    "method": run["method"],
+                    "space": run["space"],
+                    "trajectory": traj,
+                    "final_arch": traj[-1]["arch"],
+                    "final_score": traj[-1]["score"],
+                    "best_so_far": traj[-1]["best_so_far"],
+                    "oneshot": rankings[i],
+                }
+            )
+    result: dict[str, Any] = {"truth": info, "runs": results}
+    if isinstance(truth, CachedTrainFromScratch):
+        result["trained"] = truth.trained
+    write_json(out, result)
+    labels = [f"{r['method']} ({Path(r['train_json']).parent.name or '.'})" for r in results]
+    if len(set(labels)) < len(labels):  # the plot's legend needs one name per line
+        labels = [f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
+    png = anytime_plot(
+        Path(f"{out.with_suffix('')}_anytime.png"),
+        {lab: r["trajectory"] for lab, r in zip(labels, results, strict=True)},
+        "anytime evaluation: the arch returned after each epoch",
+        ylabel,
+    )
+    t = RichTable(title="bench anytime")
+    for col in ("run", "final arch", "final true score", "best so far", "tau"):
+        t.add_column(col, overflow="fold")
+    for lab, r in zip(labels, results, strict=True):
+        tau = "-" if r["oneshot"] is None else f"{r['oneshot']['kendall']:.3f}"
+        t.add_row(lab, r["final_arch"], f"{r['final_score']:.4f}", f"{r['best_so_far']:.4f}", tau)
+    out_console.print(t)
+    extra = f"; trained {truth.trained} archs" if "trained" in result else ""
+    out_console.print(f"wrote {out}, {png}{extra}", markup=False, highlight=False)

@@ -1,5 +1,6 @@
 """Benchmarks and trust: rank metrics, tabular benchmarks and table-driven search."""
 
+from supernas.bench.anytime import anytime_trajectory, oneshot_ranking, sample_archs
 from supernas.bench.metrics import kendall_tau, rank_report, spearman_rho, top_k_overlap
 from supernas.bench.table import (
     ColumnConstraint,
@@ -14,10 +15,13 @@ __all__ = [
     "ColumnConstraint",
     "Table",
     "TableEstimator",
+    "anytime_trajectory",
     "kendall_tau",
     "load_tables",
+    "oneshot_ranking",
     "parse_column_constraint",
     "rank_report",
+    "sample_archs",
     "spearman_rho",
     "table_search",
     "top_k_overlap",

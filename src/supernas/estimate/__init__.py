@@ -1,11 +1,13 @@
 """Estimators: the one protocol `score(archs) -> list[float]` (higher is better)."""
 
 from supernas.estimate.base import Estimator
+from supernas.estimate.cached import CachedTrainFromScratch
 from supernas.estimate.cost import FlopsEstimator, ParamsEstimator
 from supernas.estimate.scratch import TrainFromScratch, train_arch, val_curve
 from supernas.estimate.supernet import SupernetEstimator
 
 __all__ = [
+    "CachedTrainFromScratch",
     "Estimator",
     "FlopsEstimator",
     "ParamsEstimator",
