@@ -419,3 +419,178 @@ def anytime(
     out_console.print(t)
     extra = f"; trained {truth.trained} archs" if "trained" in result else ""
     out_console.print(f"wrote {out}, {png}{extra}", markup=False, highlight=False)
+
+
+# -- hyperparameter sensitivity (NAS-Bench-1Shot1 style) --------------------------------------
+def tune_plot(path: Path, trials: list[dict[str, Any]], title: str, ylabel: str) -> Path:
+    """Each trial's true score (dots) and the best so far (a staircase) vs trial number."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    done = [t for t in trials if t.get("value") is not None]
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    xs = [t["number"] + 1 for t in done]
+    ys = [t["value"] for t in done]
+    ax.scatter(xs, ys, s=14, label="trial")
+    best: list[float] = []
+    for y in ys:
+        best.append(y if not best else max(best[-1], y))
+    ax.step(xs, best, where="post", color="#d62728", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save_png(fig, path)
+
+
+@bench_app.command("tune")
+@_friendly
+def tune(
+    method: Annotated[str, typer.Option("--method", help="one-shot method to tune")] = "darts",
+    space: Annotated[str, typer.Option("--space")] = "nb201",
+    space_opt: Annotated[
+        list[str] | None, typer.Option("--space-opt", help="space option KEY=VALUE, e.g. C=8")
+    ] = None,
+    table: Annotated[
+        list[Path] | None, typer.Option("--table", help="truth: CSV table(s) with an 'arch' column")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="the table column that is the true score")
+    ] = None,
+    scratch_cache: Annotated[
+        Path | None,
+        typer.Option("--scratch-cache", help="truth: train from scratch, results kept in this CSV"),
+    ] = None,
+    data: Annotated[
+        str, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
+    ] = "digits",
+    data_dir: Annotated[str, typer.Option("--data-dir")] = "",
+    max_train: Annotated[int, typer.Option("--max-train", help="at most N train images")] = 0,
+    max_val: Annotated[int, typer.Option("--max-val", help="at most N val images")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", help="supernet epochs per trial")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="supernet batch size")] = 64,
+    scratch_epochs: Annotated[
+        int, typer.Option("--scratch-epochs", help="scratch truth recipe: epochs")
+    ] = 15,
+    scratch_batch_size: Annotated[
+        int, typer.Option("--scratch-batch-size", help="scratch truth recipe: batch size")
+    ] = 64,
+    scratch_lr: Annotated[float, typer.Option("--scratch-lr", help="scratch truth recipe")] = 0.1,
+    trials: Annotated[int, typer.Option("--trials", help="trials in the study (in all)")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="sampler, supernet and trainer seed")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="study JSON (resumed if it exists)")] = Path(
+        "study.json"
+    ),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """TPE study of a one-shot method's hyperparameters, scored by its final arch's truth.
+
+    The objective is the true score (--table/--target or --scratch-cache) of the arch the
+    trainer returns after its last epoch (NAS-Bench-1Shot1's sensitivity experiment). The
+    study is rewritten after every trial; run the same command again to resume it.
+    """
+    from rich.table import Table as RichTable
+
+    from supernas.bench.table import TableEstimator, load_tables
+    from supernas.bench.tune import search_space
+    from supernas.bench.tune import tune as run_tune
+    from supernas.cli import _check_data_fits, _load_data, _space_options, out_console
+    from supernas.config import RunConfig
+    from supernas.console import progress_bar
+    from supernas.errors import SupernasError
+    from supernas.estimate import CachedTrainFromScratch
+    from supernas.pipeline import build_space
+    from supernas.train import Recipe
+
+    search_space(method)  # an unknown method fails before any data is loaded
+    if bool(table) == (scratch_cache is not None):
+        raise SupernasError("give one truth: --table (with --target) or --scratch-cache")
+    if table and not target:
+        raise SupernasError("--table needs --target COLUMN (e.g. cifar10_valid)")
+    ds = _load_data(data, data_dir, max_train, max_val)
+    sp = build_space(RunConfig(space=space, space_options=_space_options(space_opt)), ds)
+    _check_data_fits(sp, ds)
+    truth: Any
+    if table:
+        truth = TableEstimator(load_tables([str(t) for t in table]), str(target))
+        info: dict[str, Any] = {"kind": "table", "tables": [str(t) for t in table]}
+        info["target"] = target
+        ylabel = f"true {target} of the final arch"
+    else:
+        recipe = Recipe(epochs=scratch_epochs, batch_size=scratch_batch_size, lr=scratch_lr)
+        truth = CachedTrainFromScratch(scratch_cache, sp, ds, recipe, seed=seed)
+        info = {"kind": "scratch", "cache": str(scratch_cache), "recipe": recipe.to_dict()}
+        ylabel = "true val accuracy of the final arch (scratch)"
+    settings = {
+        "truth": info,
+        "data": data,
+        "sizes": [len(ds.x_train), len(ds.x_val), len(ds.x_test)],
+    }
+    steps = epochs * -(-len(ds.x_train) // batch_size)
+    done_before = 0
+    if out.is_file():
+        from supernas.io import read_json
+
+        prev = read_json(out)
+        done_before = len(prev.get("trials", [])) if isinstance(prev, dict) else 0
+    total = max(trials - done_before, 0) * steps
+    with progress_bar(f"tune {method}", total, not quiet) as advance:
+        doc = run_tune(
+            method,
+            sp,
+            ds,
+            truth,
+            epochs=epochs,
+            batch_size=batch_size,
+            trials=trials,
+            seed=seed,
+            out=out,
+            settings=settings,
+            on_step=advance,
+        )
+    recs = doc["trials"]
+    png = tune_plot(
+        Path(f"{out.with_suffix('')}_tune.png"),
+        recs,
+        f"bench tune: {method} on {sp.name}, {len(recs)} trials (TPE, seed {seed})",
+        ylabel,
+    )
+    names = list(search_space(method))
+    t = RichTable(title=f"bench tune: {method}, trials by true score")
+    for col in ("trial", "value", "best so far", *names, "final arch"):
+        t.add_column(col, overflow="fold")
+    ranked = sorted(
+        recs, key=lambda r: (r.get("value") is None, -(r.get("value") or 0.0), r["number"])
+    )
+    for r in ranked:
+        v, attrs = r.get("value"), r.get("user_attrs", {})
+        t.add_row(
+            str(r["number"] + 1),
+            "failed" if v is None else f"{v:.4f}",
+            "-" if "best_so_far" not in attrs else f"{attrs['best_so_far']:.4f}",
+            *(
+                f"{r['params'][n]:.4g}"
+                if isinstance(r["params"][n], float)
+                else str(r["params"][n])
+                for n in names
+            ),
+            attrs.get("final_arch", attrs.get("error", "")),
+        )
+    out_console.print(t)
+    best = doc["best"]
+    if best is not None:
+        params = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in best["params"].items()
+        )
+        out_console.print(
+            f"best: trial {best['number'] + 1}, value {best['value']:.4f}, {params}",
+            markup=False,
+            highlight=False,
+        )
+    out_console.print(f"wrote {out}, {png}", markup=False, highlight=False)

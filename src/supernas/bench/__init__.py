@@ -10,8 +10,10 @@ from supernas.bench.table import (
     parse_column_constraint,
 )
 from supernas.bench.table_search import table_search
+from supernas.bench.tune import SEARCH_SPACES, tune
 
 __all__ = [
+    "SEARCH_SPACES",
     "ColumnConstraint",
     "Table",
     "TableEstimator",
@@ -25,4 +27,5 @@ __all__ = [
     "spearman_rho",
     "table_search",
     "top_k_overlap",
+    "tune",
 ]
