@@ -261,22 +261,28 @@ def _read_run(path: Path) -> dict[str, Any]:
     return run
 
 
+#: The truth of `anytime` and `tune`: a table column, or standalone training kept in a CSV.
+TruthTableOpt = Annotated[
+    list[Path] | None, typer.Option("--table", help="truth: CSV table(s) with an 'arch' column")
+]
+TruthTargetOpt = Annotated[
+    str | None, typer.Option("--target", help="the table column that is the true score")
+]
+ScratchCacheOpt = Annotated[
+    Path | None,
+    typer.Option("--scratch-cache", help="truth: train from scratch, results kept in this CSV"),
+]
+
+
 @bench_app.command("anytime")
 @_friendly
 def anytime(
     train_json: Annotated[
         list[Path], typer.Option("--train-json", help="RUN/train.json of `supernas train`")
     ],
-    table: Annotated[
-        list[Path] | None, typer.Option("--table", help="truth: CSV table(s) with an 'arch' column")
-    ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="the table column that is the true score")
-    ] = None,
-    scratch_cache: Annotated[
-        Path | None,
-        typer.Option("--scratch-cache", help="truth: train from scratch, results kept in this CSV"),
-    ] = None,
+    table: TruthTableOpt = None,
+    target: TruthTargetOpt = None,
+    scratch_cache: ScratchCacheOpt = None,
     supernet: Annotated[
         list[Path] | None,
         typer.Option("--supernet", help="RUN/supernet.pt, one per --train-json: one-shot ranking"),
@@ -456,16 +462,9 @@ def tune(
     space_opt: Annotated[
         list[str] | None, typer.Option("--space-opt", help="space option KEY=VALUE, e.g. C=8")
     ] = None,
-    table: Annotated[
-        list[Path] | None, typer.Option("--table", help="truth: CSV table(s) with an 'arch' column")
-    ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="the table column that is the true score")
-    ] = None,
-    scratch_cache: Annotated[
-        Path | None,
-        typer.Option("--scratch-cache", help="truth: train from scratch, results kept in this CSV"),
-    ] = None,
+    table: TruthTableOpt = None,
+    target: TruthTargetOpt = None,
+    scratch_cache: ScratchCacheOpt = None,
     data: Annotated[
         str, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
     ] = "digits",
