@@ -19,14 +19,11 @@ from supernas.data import Dataset
 from supernas.errors import SupernasError
 from supernas.io import load_checkpoint
 from supernas.space import Arch, Choice, SearchSpace, get_space
-from supernas.supernet import Supernet, build_supernet
+from supernas.supernet import Supernet
 from supernas.train import ENASTrainer, Recipe, get_trainer, list_trainers
 from supernas.train.enas import val_accuracy
 from test_supernet import SMALL
-
-#: 128 examples in 3 batches of 43, 43, 42 (no batch of 1 for BN on 1x1 maps)
-RECIPE = Recipe(epochs=1, batch_size=43, lr=0.05)
-FAST = {"controller_steps": 3}
+from test_trainers import fresh, same_weights, space_of
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +31,9 @@ def data() -> Dataset:
     return supernas.load_data("digits", max_train=128, max_val=64)
 
 
-def space_of(name: str) -> SearchSpace:
-    return get_space(name, in_channels=1, num_classes=10, **SMALL[name])
-
-
-def fresh(space: SearchSpace, seed: int = 0) -> Supernet:
-    torch.manual_seed(seed)
-    return build_supernet(space)
-
-
-def same_weights(a: Supernet, b: Supernet) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+#: 128 examples in 3 batches of 43, 43, 42 (no batch of 1 for BN on 1x1 maps)
+RECIPE = Recipe(epochs=1, batch_size=43, lr=0.05)
+FAST = {"controller_steps": 3}
 
 
 def same_controller(a: ENASTrainer, b: ENASTrainer) -> bool:

@@ -23,6 +23,20 @@ RngLike = np.random.Generator | int
 _FORMATTERS: dict[str, Callable[[tuple[Scalar, ...]], str]] = {}
 
 
+def check_network_options(space: str, **options: object) -> None:
+    """Every option a positive int (not a bool), and `num_classes` (if given) at least 2.
+
+    The shape options of the built-in spaces (widths, depths, channels, classes) share this
+    one check, so every space words a bad option the same way.
+    """
+    for key, val in options.items():
+        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+            raise SupernasError(f"{space}: {key} must be a positive integer, got {val!r}")
+    classes = options.get("num_classes")
+    if isinstance(classes, int) and classes < 2:
+        raise SupernasError(f"{space}: num_classes must be at least 2")
+
+
 def as_rng(seed_or_rng: RngLike | None) -> np.random.Generator:
     """Every random choice takes a seed: an int seeds a fresh generator, a Generator is kept."""
     if isinstance(seed_or_rng, np.random.Generator):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from supernas.errors import SupernasError
-from supernas.space.core import Arch, Choice, Scalar, SearchSpace
+from supernas.space.core import Arch, Choice, Scalar, SearchSpace, check_network_options
 from supernas.space.registry import register_space
 
 KERNELS = (3, 5, 7)
@@ -92,15 +92,9 @@ def mobilenetv2(
     num_classes: int = 10,
 ) -> SearchSpace:
     """16 MBConv blocks x kernel {3,5,7} x expansion {3,6} (+ skip where legal): 6^6 * 7^10."""
-    for key, val in (
-        ("base_width", base_width),
-        ("in_channels", in_channels),
-        ("num_classes", num_classes),
-    ):
-        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-            raise SupernasError(f"mobilenetv2: {key} must be a positive integer, got {val!r}")
-    if num_classes < 2:
-        raise SupernasError("mobilenetv2: num_classes must be at least 2")
+    check_network_options(
+        "mobilenetv2", base_width=base_width, in_channels=in_channels, num_classes=num_classes
+    )
     # Which blocks may skip comes from the width-1.0 layout, so the width option never
     # changes which archs exist (rounding at tiny widths can make in == out elsewhere).
     choices = [

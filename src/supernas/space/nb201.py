@@ -7,7 +7,7 @@ from node j written 'op~j', nodes separated by '+'.
 from __future__ import annotations
 
 from supernas.errors import SupernasError
-from supernas.space.core import Arch, Choice, Scalar, SearchSpace
+from supernas.space.core import Arch, Choice, Scalar, SearchSpace, check_network_options
 from supernas.space.registry import register_space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -50,16 +50,7 @@ class NB201Space(SearchSpace):
 @register_space("nb201")
 def nb201(C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3) -> SearchSpace:
     """NAS-Bench-201 cell: 6 edges x {none, skip, conv1x1, conv3x3, avgpool3x3}."""
-    for key, val in (
-        ("C", C),
-        ("N", N),
-        ("num_classes", num_classes),
-        ("in_channels", in_channels),
-    ):
-        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-            raise SupernasError(f"nb201: {key} must be a positive integer, got {val!r}")
-    if num_classes < 2:
-        raise SupernasError("nb201: num_classes must be at least 2")
+    check_network_options("nb201", C=C, N=N, num_classes=num_classes, in_channels=in_channels)
     choices = [Choice(f"{to}<-{frm}", OPS) for to, frm in EDGES]
     return NB201Space(
         "nb201",

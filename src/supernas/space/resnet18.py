@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 
 from supernas.errors import SupernasError
-from supernas.space.core import Arch, Choice, Scalar, SearchSpace, format_option
+from supernas.space.core import (
+    Arch,
+    Choice,
+    Scalar,
+    SearchSpace,
+    check_network_options,
+    format_option,
+)
 from supernas.space.registry import register_space
 
 KERNELS = (3, 5, 7)
@@ -55,15 +62,9 @@ def resnet18(
     stem: str = "small",
 ) -> SearchSpace:
     """ResNet-18 blocks x kernel {3,5,7} x inner width {x0.5,x1,x2}: 9^8 networks."""
-    for key, val in (
-        ("base_width", base_width),
-        ("in_channels", in_channels),
-        ("num_classes", num_classes),
-    ):
-        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-            raise SupernasError(f"resnet18: {key} must be a positive integer, got {val!r}")
-    if num_classes < 2:
-        raise SupernasError("resnet18: num_classes must be at least 2")
+    check_network_options(
+        "resnet18", base_width=base_width, in_channels=in_channels, num_classes=num_classes
+    )
     if stem not in STEMS:
         raise SupernasError(f"resnet18: unknown stem {stem!r}; valid: {', '.join(STEMS)}")
     choices = []

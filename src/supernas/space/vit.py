@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 
 from supernas.errors import SupernasError
-from supernas.space.core import Arch, Choice, Scalar, SearchSpace, format_option
+from supernas.space.core import (
+    Arch,
+    Choice,
+    Scalar,
+    SearchSpace,
+    check_network_options,
+    format_option,
+)
 from supernas.space.registry import register_space
 
 HEADS = (1, 2, 4)
@@ -57,12 +64,6 @@ class ViTSpace(SearchSpace):
         return Arch(self.name, tuple(values))
 
 
-def _positive_int(key: str, val: object) -> int:
-    if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-        raise SupernasError(f"vit: {key} must be a positive integer, got {val!r}")
-    return val
-
-
 @register_space("vit")
 def vit(
     embed_dim: int = 32,
@@ -83,17 +84,15 @@ def vit(
     another (validation says so). `stem` "conv" puts a conv3x3-BN-ReLU (embed_dim/2
     channels) before the patchify conv, which helps on small images; "patch" is plain ViT.
     """
-    for key, val in (
-        ("embed_dim", embed_dim),
-        ("depth", depth),
-        ("patch_size", patch_size),
-        ("image_size", image_size),
-        ("in_channels", in_channels),
-        ("num_classes", num_classes),
-    ):
-        _positive_int(key, val)
-    if num_classes < 2:
-        raise SupernasError("vit: num_classes must be at least 2")
+    check_network_options(
+        "vit",
+        embed_dim=embed_dim,
+        depth=depth,
+        patch_size=patch_size,
+        image_size=image_size,
+        in_channels=in_channels,
+        num_classes=num_classes,
+    )
     if embed_dim % 8:
         raise SupernasError(
             f"vit: embed_dim must be a multiple of 8 (qkv widths x0.5 split over up to 4 "
