@@ -13,6 +13,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from supernas.cli_options import (
+    ConstraintOpt,
+    DataDirOpt,
+    DataOpt,
+    ImageSizeOpt,
+    LutOpt,
+    MaxTrainOpt,
+    MaxValOpt,
+    QuietOpt,
+    SeedOpt,
+    SpaceOptOpt,
+    StrategyOptOpt,
+)
 from supernas.errors import SupernasError
 
 app = typer.Typer(
@@ -38,41 +51,6 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-# -- shared options ----------------------------------------------------------------------
-DataOpt = Annotated[
-    str, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
-]
-DataDirOpt = Annotated[
-    str, typer.Option("--data-dir", help="folder of the Fashion-MNIST IDX files")
-]
-MaxTrainOpt = Annotated[
-    int, typer.Option("--max-train", help="use at most N training images (0 = all)")
-]
-MaxValOpt = Annotated[
-    int, typer.Option("--max-val", help="use at most N validation images (0 = all)")
-]
-SpaceOptOpt = Annotated[
-    list[str] | None, typer.Option("--space-opt", help="space option KEY=VALUE, e.g. base_width=16")
-]
-ConstraintOpt = Annotated[
-    list[str] | None,
-    typer.Option("--constraint", help="e.g. 'params<=2e5' or 'flops<1e7' (repeatable)"),
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed for every random choice")]
-LutOpt = Annotated[
-    Path | None,
-    typer.Option("--lut", help="latency LUT (`supernas hardware lut`) for latency_ms"),
-]
-StrategyOptOpt = Annotated[
-    list[str] | None,
-    typer.Option("--strategy-opt", help="strategy option KEY=VALUE, e.g. population=50"),
-]
-ImageSizeOpt = Annotated[
-    int, typer.Option("--image-size", help="resize a folder's images to N x N (0 = as is)")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
 
 def _space_options(items: list[str] | None) -> dict[str, Any]:

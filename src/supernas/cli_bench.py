@@ -15,6 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from supernas.cli_options import DataDirOpt, DataOpt, MaxTrainOpt, MaxValOpt, QuietOpt, SpaceOptOpt
+
 bench_app = typer.Typer(help="Benchmarks on tables: table-driven search.", no_args_is_help=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -274,6 +276,42 @@ ScratchCacheOpt = Annotated[
 ]
 
 
+def _check_truth(table: list[Path] | None, target: str | None, scratch: Path | None) -> None:
+    """Exactly one truth: a table column, or training from scratch with a cache."""
+    from supernas.errors import SupernasError
+
+    if bool(table) == (scratch is not None):
+        raise SupernasError("give one truth: --table (with --target) or --scratch-cache")
+    if table and not target:
+        raise SupernasError("--table needs --target COLUMN (e.g. cifar10_valid)")
+
+
+def _truth(
+    table: list[Path] | None,
+    target: str | None,
+    scratch: Path | None,
+    space: Any,
+    data: Any,
+    recipe: Any,
+    seed: int,
+) -> tuple[Any, dict[str, Any], str]:
+    """The truth estimator of `anytime` and `tune`, what it is (for the JSON), its y label.
+
+    A table column (`TableEstimator`) or standalone training kept in a CSV
+    (`CachedTrainFromScratch` with `recipe`); `_check_truth` has already said which.
+    """
+    from supernas.bench.table import TableEstimator, load_tables
+    from supernas.estimate import CachedTrainFromScratch
+
+    if table:
+        truth = TableEstimator(load_tables([str(t) for t in table]), str(target))
+        info = {"kind": "table", "tables": [str(t) for t in table], "target": target}
+        return truth, info, f"true {target}"
+    truth = CachedTrainFromScratch(scratch, space, data, recipe, seed=seed)
+    info = {"kind": "scratch", "cache": str(scratch), "recipe": recipe.to_dict()}
+    return truth, info, "true val accuracy"
+
+
 @bench_app.command("anytime")
 @_friendly
 def anytime(
@@ -291,18 +329,16 @@ def anytime(
     recal_batches: Annotated[
         int, typer.Option("--recal-batches", help="BN recalibration batches per arch")
     ] = 10,
-    data: Annotated[
-        str, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
-    ] = "digits",
-    data_dir: Annotated[str, typer.Option("--data-dir")] = "",
-    max_train: Annotated[int, typer.Option("--max-train", help="at most N train images")] = 0,
-    max_val: Annotated[int, typer.Option("--max-val", help="at most N val images")] = 0,
+    data: DataOpt = "digits",
+    data_dir: DataDirOpt = "",
+    max_train: MaxTrainOpt = 0,
+    max_val: MaxValOpt = 0,
     epochs: Annotated[int, typer.Option("--epochs", help="scratch recipe: epochs")] = 15,
     batch_size: Annotated[int, typer.Option("--batch-size", help="scratch recipe")] = 64,
     lr: Annotated[float, typer.Option("--lr", help="scratch recipe")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", help="scratch seed and ranking sample")] = 0,
     out: Annotated[Path, typer.Option("--out", help="result JSON")] = Path("result.json"),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """True score of the arch each epoch of a one-shot run returned (NAS-Bench-1Shot1).
 
@@ -313,7 +349,6 @@ def anytime(
     from rich.table import Table as RichTable
 
     from supernas.bench.anytime import anytime_trajectory, oneshot_ranking, sample_archs
-    from supernas.bench.table import TableEstimator, load_tables
     from supernas.cli import _check_data_fits, _load_data, out_console
     from supernas.console import progress_bar
     from supernas.errors import SupernasError
@@ -322,10 +357,7 @@ def anytime(
     from supernas.space import get_space
     from supernas.train import Recipe, load_supernet
 
-    if bool(table) == (scratch_cache is not None):
-        raise SupernasError("give one truth: --table (with --target) or --scratch-cache")
-    if table and not target:
-        raise SupernasError("--table needs --target COLUMN (e.g. cifar10_valid)")
+    _check_truth(table, target, scratch_cache)
     supernets = list(supernet or [])
     if supernets and len(supernets) != len(train_json):
         raise SupernasError(
@@ -337,15 +369,7 @@ def anytime(
     spaces = [get_space(r["space"], **r["space_options"]) for r in runs]
     ds = _load_data(data, data_dir, max_train, max_val) if scratch_cache or supernets else None
 
-    truth: Any
-    if table:
-        tab = load_tables([str(t) for t in table])
-        truth = TableEstimator(tab, str(target))
-        pool = list(tab.arch_values(str(target)))
-        info: dict[str, Any] = {"kind": "table", "tables": [str(t) for t in table]}
-        info["target"] = target
-        ylabel = f"true {target} of the returned arch"
-    else:
+    if scratch_cache is not None:
         keys = {(s.name, repr(sorted(s.options.items()))) for s in spaces}
         if len(keys) > 1:
             raise SupernasError(
@@ -353,12 +377,12 @@ def anytime(
                 "one space: run `bench anytime` once per space"
             )
         _check_data_fits(spaces[0], ds)
-        recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-        truth = CachedTrainFromScratch(scratch_cache, spaces[0], ds, recipe, seed=seed)
-        pool = None
-        info = {"kind": "scratch", "cache": str(scratch_cache), "data": data}
-        info.update(recipe=recipe.to_dict(), seed=seed)
-        ylabel = "true val accuracy of the returned arch (scratch)"
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr) if scratch_cache else None
+    truth, info, ylabel = _truth(table, target, scratch_cache, spaces[0], ds, recipe, seed)
+    pool = list(truth.table.arch_values(str(target))) if table else None
+    if scratch_cache is not None:
+        info.update(data=data, seed=seed)
+    ylabel += " of the returned arch" + ("" if table else " (scratch)")
 
     results: list[dict[str, Any]] = []
     rankings: list[Any] = [None] * len(runs)
@@ -459,18 +483,14 @@ def tune_plot(path: Path, trials: list[dict[str, Any]], title: str, ylabel: str)
 def tune(
     method: Annotated[str, typer.Option("--method", help="one-shot method to tune")] = "darts",
     space: Annotated[str, typer.Option("--space")] = "nb201",
-    space_opt: Annotated[
-        list[str] | None, typer.Option("--space-opt", help="space option KEY=VALUE, e.g. C=8")
-    ] = None,
+    space_opt: SpaceOptOpt = None,
     table: TruthTableOpt = None,
     target: TruthTargetOpt = None,
     scratch_cache: ScratchCacheOpt = None,
-    data: Annotated[
-        str, typer.Option("--data", help="digits, fashion-mnist, PATH.npz or a folder of images")
-    ] = "digits",
-    data_dir: Annotated[str, typer.Option("--data-dir")] = "",
-    max_train: Annotated[int, typer.Option("--max-train", help="at most N train images")] = 0,
-    max_val: Annotated[int, typer.Option("--max-val", help="at most N val images")] = 0,
+    data: DataOpt = "digits",
+    data_dir: DataDirOpt = "",
+    max_train: MaxTrainOpt = 0,
+    max_val: MaxValOpt = 0,
     epochs: Annotated[int, typer.Option("--epochs", help="supernet epochs per trial")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", help="supernet batch size")] = 64,
     scratch_epochs: Annotated[
@@ -485,7 +505,7 @@ def tune(
     out: Annotated[Path, typer.Option("--out", help="study JSON (resumed if it exists)")] = Path(
         "study.json"
     ),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """TPE study of a one-shot method's hyperparameters, scored by its final arch's truth.
 
@@ -495,36 +515,24 @@ def tune(
     """
     from rich.table import Table as RichTable
 
-    from supernas.bench.table import TableEstimator, load_tables
     from supernas.bench.tune import search_space
     from supernas.bench.tune import tune as run_tune
     from supernas.cli import _check_data_fits, _load_data, _space_options, out_console
     from supernas.config import RunConfig
     from supernas.console import progress_bar
-    from supernas.errors import SupernasError
-    from supernas.estimate import CachedTrainFromScratch
     from supernas.pipeline import build_space
     from supernas.train import Recipe
 
     search_space(method)  # an unknown method fails before any data is loaded
-    if bool(table) == (scratch_cache is not None):
-        raise SupernasError("give one truth: --table (with --target) or --scratch-cache")
-    if table and not target:
-        raise SupernasError("--table needs --target COLUMN (e.g. cifar10_valid)")
+    _check_truth(table, target, scratch_cache)
     ds = _load_data(data, data_dir, max_train, max_val)
     sp = build_space(RunConfig(space=space, space_options=_space_options(space_opt)), ds)
     _check_data_fits(sp, ds)
-    truth: Any
-    if table:
-        truth = TableEstimator(load_tables([str(t) for t in table]), str(target))
-        info: dict[str, Any] = {"kind": "table", "tables": [str(t) for t in table]}
-        info["target"] = target
-        ylabel = f"true {target} of the final arch"
-    else:
+    recipe = None
+    if scratch_cache is not None:
         recipe = Recipe(epochs=scratch_epochs, batch_size=scratch_batch_size, lr=scratch_lr)
-        truth = CachedTrainFromScratch(scratch_cache, sp, ds, recipe, seed=seed)
-        info = {"kind": "scratch", "cache": str(scratch_cache), "recipe": recipe.to_dict()}
-        ylabel = "true val accuracy of the final arch (scratch)"
+    truth, info, ylabel = _truth(table, target, scratch_cache, sp, ds, recipe, seed)
+    ylabel += " of the final arch" + ("" if table else " (scratch)")
     settings = {
         "truth": info,
         "data": data,
