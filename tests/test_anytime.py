@@ -46,7 +46,7 @@ def fake_training(monkeypatch: pytest.MonkeyPatch) -> list[Arch]:
         calls.append(arch)
         code = sum((i + 1) * v for i, v in enumerate(space.encode(arch)))
         acc = (code % 97) / 97 + seed / 1000
-        return nn.Linear(3, 2), TrainResult(acc, acc / 2, [], 0.25)
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 2)), TrainResult(acc, acc / 2, [], 0.25)
 
     monkeypatch.setattr(cached_mod, "train_arch", fake)
     return calls
@@ -65,9 +65,10 @@ def test_cache_writes_one_row_per_arch_and_never_retrains(
     first = est.score([a[0], a[1], a[0]])
     assert len(fake_training) == 2 and est.trained == 2
     lines = path.read_text().splitlines()
-    assert lines[0] == "arch,seed,val_accuracy,test_accuracy,params,train_seconds"
+    assert lines[0] == "arch,seed,val_accuracy,test_accuracy,params,flops,train_seconds"
     assert [ln.split(",")[0] for ln in lines[1:]] == [str(a[0]), str(a[1])]
-    assert lines[1].split(",")[4] == "8"  # params of the fake nn.Linear(3, 2)
+    # params and FLOPs of the fake nn.Linear(64, 2) on 8x8 digits
+    assert lines[1].split(",")[4:6] == ["130", "256"]
     again = CachedTrainFromScratch(path, SPACE, digits, Recipe(epochs=1))
     assert again.score([a[1], a[0]]) == [first[1], first[0]]
     assert len(fake_training) == 2 and again.trained == 0
@@ -116,7 +117,7 @@ def test_cache_trains_for_real_deterministically(tmp_path: Path, digits) -> None
     r2 = CachedTrainFromScratch(tmp_path / "b.csv", SPACE, digits, recipe).score(a)
     assert r1 == r2 and 0.0 <= r1[0] <= 1.0
     row = (tmp_path / "a.csv").read_text().splitlines()[1].split(",")
-    assert int(row[4]) > 0 and float(row[5]) > 0
+    assert int(row[4]) > 0 and int(row[5]) > 0 and float(row[6]) > 0
 
 
 class Counting:

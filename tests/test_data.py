@@ -187,6 +187,14 @@ def test_bad_image_folders_give_clear_errors(tmp_path: Path, layout: str, messag
         load_data(str(root))
 
 
-def test_image_size_is_refused_for_non_folder_data() -> None:
-    with pytest.raises(SupernasError, match="image folders only"):
-        load_data("digits", image_size=16)
+def test_image_size_resizes_any_dataset() -> None:
+    d = load_data("digits")
+    small = load_data("digits", image_size=4)
+    assert small.image_size == (4, 4) and small.info["resized_to"] == 4
+    # area resizing to half size is the mean of each 2x2 patch
+    want = d.x_val.reshape(-1, 1, 4, 2, 4, 2).mean((3, 5))
+    torch.testing.assert_close(small.x_val, want)
+    big = load_data("digits", image_size=16)
+    assert big.x_test.shape[1:] == (1, 16, 16) and torch.equal(big.y_test, d.y_test)
+    with pytest.raises(SupernasError, match="at least 1"):
+        load_data("digits", image_size=-3)

@@ -48,7 +48,8 @@ def fit_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def fake(space: SearchSpace, arch: Arch, data: Any, recipe: Recipe, seed: int = 0):
         acc = _score(space, arch)
-        return nn.Linear(3, 2), TrainResult(acc, acc / 2, [], 0.25)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(data.input_shape), 2))
+        return net, TrainResult(acc, acc / 2, [], 0.25)
 
     monkeypatch.setattr(cached_mod, "train_arch", fake)
     calls: list[int] = []

@@ -716,7 +716,10 @@ def multifidelity(
 
 def _add_subapps() -> None:
     import supernas.cli_export  # noqa: F401  (registers `export` and `report`)
-    from supernas import cli_proxies  # noqa: F401  (registers `proxies` and `correlate`)
+    from supernas import (
+        cli_proxies,  # noqa: F401  (registers `proxies` and `correlate`)
+        cli_trust,  # noqa: F401  (registers `trust`)
+    )
     from supernas.cli_bench import bench_app
     from supernas.cli_hardware import hardware_app
 

@@ -15,9 +15,20 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from supernas.cli_options import DataDirOpt, DataOpt, MaxTrainOpt, MaxValOpt, QuietOpt, SpaceOptOpt
+from supernas.cli_options import (
+    DataDirOpt,
+    DataOpt,
+    ImageSizeOpt,
+    MaxTrainOpt,
+    MaxValOpt,
+    QuietOpt,
+    SpaceOptOpt,
+)
 
-bench_app = typer.Typer(help="Benchmarks on tables: table-driven search.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: ground-truth tables, table-driven search, anytime, tune.",
+    no_args_is_help=True,
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -601,3 +612,87 @@ def tune(
             highlight=False,
         )
     out_console.print(f"wrote {out}, {png}", markup=False, highlight=False)
+
+
+@bench_app.command("build")
+@_friendly
+def build(
+    out: Annotated[Path, typer.Option("--out", help="the table CSV (resumed if it exists)")],
+    space: Annotated[str, typer.Option("--space")] = "nb201",
+    space_opt: SpaceOptOpt = None,
+    data: DataOpt = "fashion-mnist",
+    data_dir: DataDirOpt = "",
+    max_train: MaxTrainOpt = 10000,
+    max_val: MaxValOpt = 5000,
+    image_size: ImageSizeOpt = 0,
+    archs: Annotated[int, typer.Option("--archs", help="archs drawn uniformly")] = 300,
+    seeds: Annotated[int, typer.Option("--seeds", help="training seeds per arch")] = 2,
+    sample_seed: Annotated[int, typer.Option("--sample-seed", help="seed of the arch draw")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", help="recipe: epochs")] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="recipe")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="recipe")] = 0.1,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="recipe")] = 5e-4,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last/--no-channels-last", help="recipe: NHWC (faster)")
+    ] = True,
+    workers: Annotated[int, typer.Option("--workers", help="parallel training processes")] = 1,
+    threads: Annotated[int, typer.Option("--threads", help="torch threads per worker")] = 1,
+    limit: Annotated[
+        int, typer.Option("--limit", help="stop after N new runs (0 = all); rerun to resume")
+    ] = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build a ground-truth table: N archs trained standalone, --seeds seeds each (resumable).
+
+    One row per (arch, seed): arch, seed, val_accuracy, test_accuracy, params, flops,
+    train_seconds. A restart skips the rows the file holds; a table built with another
+    recipe, data or space is refused.
+    """
+    from supernas.bench.build import BuildPlan, build_table, open_table, todo
+    from supernas.cli import _space_options, out_console
+    from supernas.console import progress_bar
+    from supernas.train import Recipe
+
+    recipe = Recipe(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        channels_last=channels_last,
+    )
+    plan = BuildPlan(
+        space=space,
+        space_options=_space_options(space_opt),
+        data={
+            "data": data,
+            "data_dir": data_dir or None,
+            "max_train": max_train,
+            "max_val": max_val,
+            "image_size": image_size,
+        },
+        recipe=recipe,
+        archs=archs,
+        seeds=seeds,
+        sample_seed=sample_seed,
+        workers=workers,
+        threads=threads,
+    )
+    cache, sampled = open_table(out, plan)
+    n = len(todo(cache, sampled, seeds))
+    n = min(n, limit) if limit else n
+    out_console.print(
+        f"{out}: {archs * seeds - len(todo(cache, sampled, seeds))} of {archs * seeds} rows "
+        f"done; training {n} now with {workers} worker(s)",
+        markup=False,
+        highlight=False,
+    )
+    with progress_bar("train standalone", n, not quiet) as advance:
+        res = build_table(
+            out, plan, on_row=lambda *_: advance(), limit=limit or None, opened=(cache, sampled)
+        )
+    out_console.print(
+        f"wrote {res['trained']} rows in {res['seconds']:.0f} s; {res['rows']} of "
+        f"{res['total']} rows done",
+        markup=False,
+        highlight=False,
+    )

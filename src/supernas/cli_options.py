@@ -41,6 +41,6 @@ StrategyOptOpt = Annotated[
     typer.Option("--strategy-opt", help="strategy option KEY=VALUE, e.g. population=50"),
 ]
 ImageSizeOpt = Annotated[
-    int, typer.Option("--image-size", help="resize a folder's images to N x N (0 = as is)")
+    int, typer.Option("--image-size", help="resize the images to N x N (0 = as is)")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]

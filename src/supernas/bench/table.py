@@ -14,6 +14,14 @@ Joining rules (`load_tables`):
 - cells are parsed as numbers only when a column is used, so a text column that is never
   used is harmless; a used cell that is not a finite number is an error naming file,
   column, line and arch.
+
+Multi-seed tables (ground truth trained with several seeds, `supernas bench build`): when a
+CSV has a `seed` column, its rows are grouped by arch and each (arch, seed) may appear once
+(a repeat is an error naming both lines). A numeric column is the mean over the arch's
+seeds, so `test_accuracy` of the joined table is the seed mean that estimators are
+compared with; a cell that is not a number is an error when the column is used, saying so
+when the arch's seeds disagree on it. The `seed` column is dropped and an `n_seeds` column
+(seeds per arch) added. `seed_values` keeps the seeds apart, for the noise ceiling.
 """
 
 from __future__ import annotations
@@ -35,15 +43,34 @@ from supernas.space import Arch, SearchSpace, get_space, list_spaces
 @dataclass(frozen=True)
 class _Column:
     path: str
-    cells: list[str]  # raw text, aligned with Table.archs
-    lines: list[int]  # line number of each cell in its file (the header is line 1)
+    cells: list[tuple[str, ...]]  # raw text of each seed's row, aligned with Table.archs
+    lines: list[tuple[int, ...]]  # line number of each cell in its file (the header is 1)
+
+    def same_as(self, other: _Column) -> bool:
+        """Equal per arch, a cell repeated over seeds counting once (for the join)."""
+        return [_folded(c) for c in self.cells] == [_folded(c) for c in other.cells]
+
+
+def _folded(cells: tuple[str, ...]) -> tuple[str, ...]:
+    return cells[:1] if len(set(cells)) == 1 else cells
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    seed: str | None
+    cells: list[str]
 
 
 @dataclass(frozen=True)
 class _Csv:
     path: str
     header: list[str]
-    rows: dict[str, tuple[int, list[str]]]  # arch -> (line number, cells)
+    rows: dict[str, list[_Row]]  # arch -> its rows, one per seed (one without a seed column)
+
+    @property
+    def seeded(self) -> bool:
+        return "seed" in self.header
 
 
 def _read_csv(path: str | Path) -> _Csv:
@@ -64,7 +91,8 @@ def _read_csv(path: str | Path) -> _Csv:
     if dup:
         raise SupernasError(f"table {p} has duplicate column names: {', '.join(dup)}")
     a = header.index("arch")
-    rows: dict[str, tuple[int, list[str]]] = {}
+    s = header.index("seed") if "seed" in header else None
+    rows: dict[str, list[_Row]] = {}
     for n, cells in enumerate(lines[1:], start=2):
         if not any(c.strip() for c in cells):
             continue  # blank line
@@ -72,15 +100,46 @@ def _read_csv(path: str | Path) -> _Csv:
             raise SupernasError(
                 f"table {p}, line {n}: {len(cells)} cells but the header has {len(header)}"
             )
-        arch = cells[a].strip()
-        if arch in rows:
-            raise SupernasError(
-                f"table {p}: arch {arch!r} appears twice (lines {rows[arch][0]} and {n})"
-            )
-        rows[arch] = (n, [c.strip() for c in cells])
+        cells = [c.strip() for c in cells]
+        arch, seed = cells[a], None if s is None else cells[s]
+        if seed == "":
+            raise SupernasError(f"table {p}, line {n}: empty seed cell (arch {arch})")
+        for old in rows.get(arch, []):
+            if old.seed == seed:
+                what = f"arch {arch!r}" if s is None else f"arch {arch!r} with seed {seed}"
+                raise SupernasError(f"table {p}: {what} appears twice (lines {old.line} and {n})")
+        rows.setdefault(arch, []).append(_Row(n, seed, cells))
     if not rows:
         raise SupernasError(f"table {p} has a header but no rows")
     return _Csv(str(p), header, rows)
+
+
+def _number(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return math.nan
+
+
+def _mean_cell(
+    path: str, column: str, arch: str, cells: tuple[str, ...], lines: tuple[int, ...]
+) -> float:
+    """The mean of one arch's cells over its seeds; a non-number is an error naming it."""
+    values = [_number(c) for c in cells]
+    for cell, line, v in zip(cells, lines, values, strict=True):
+        if math.isfinite(v):
+            continue
+        if len(set(cells)) > 1:
+            raise SupernasError(
+                f"table {path}, column {column!r} (arch {arch}): the seeds disagree "
+                f"(lines {', '.join(map(str, lines))}) and {cell!r} (line {line}) is not a "
+                "finite number to average"
+            )
+        raise SupernasError(
+            f"table {path}, column {column!r}, line {line} (arch {arch}): "
+            f"{cell!r} is not a finite number"
+        )
+    return float(np.mean(values))
 
 
 class Table:
@@ -117,21 +176,12 @@ class Table:
         raise SupernasError(f"unknown column {column!r}; columns: {', '.join(self.columns)}")
 
     def values(self, column: str) -> dict[str, float]:
-        """{arch text: value}; every cell must be a finite number (errors name file and line)."""
+        """{arch text: value}, the mean over seeds in a multi-seed table; cells must be finite."""
         if column not in self._values:
             col = self._column(column)
             out: dict[str, float] = {}
-            for arch, cell, line in zip(self.archs, col.cells, col.lines, strict=True):
-                try:
-                    v = float(cell)
-                except ValueError:
-                    v = math.nan
-                if not math.isfinite(v):
-                    raise SupernasError(
-                        f"table {col.path}, column {column!r}, line {line} (arch {arch}): "
-                        f"{cell!r} is not a finite number"
-                    )
-                out[arch] = v
+            for arch, cells, lines in zip(self.archs, col.cells, col.lines, strict=True):
+                out[arch] = _mean_cell(col.path, column, arch, cells, lines)
             self._values[column] = out
         return self._values[column]
 
@@ -182,16 +232,21 @@ def load_tables(paths: Sequence[str | Path]) -> Table:
         )
     copies: dict[str, list[tuple[_Csv, _Column]]] = {}
     for t in tables:
+        rows = [t.rows[a] for a in archs]
+        lines = [tuple(r.line for r in rs) for rs in rows]
         for i, name in enumerate(t.header):
-            if name == "arch":
+            if name == "arch" or (name == "seed" and t.seeded):
                 continue
-            rows = [t.rows[a] for a in archs]
-            col = _Column(t.path, [r[1][i] for r in rows], [r[0] for r in rows])
+            col = _Column(t.path, [tuple(r.cells[i] for r in rs) for rs in rows], lines)
             copies.setdefault(name, []).append((t, col))
+        if t.seeded:
+            n_seeds = [(str(len(rs)),) for rs in rows]
+            firsts = [ls[:1] for ls in lines]
+            copies.setdefault("n_seeds", []).append((t, _Column(t.path, n_seeds, firsts)))
     columns: dict[str, _Column] = {}
     renamed: dict[str, list[str]] = {}
     for name, cols in copies.items():
-        if all(c.cells == cols[0][1].cells for _, c in cols):
+        if all(c.same_as(cols[0][1]) for _, c in cols):
             columns[name] = cols[0][1]
             continue
         stems = [Path(t.path).stem for t, _ in cols]
@@ -206,6 +261,24 @@ def load_tables(paths: Sequence[str | Path]) -> Table:
                 raise SupernasError(f"cannot rename differing column {name!r}: {new!r} exists")
             columns[new] = c
     return Table(archs, columns, renamed)
+
+
+def seed_values(path: str | Path, column: str) -> dict[str, dict[str, float]]:
+    """{seed: {arch text: value}} of one column of one multi-seed CSV (seeds kept apart).
+
+    A CSV without a `seed` column counts as one seed named "". Cells must be finite numbers.
+    """
+    t = _read_csv(path)
+    if column not in t.header or column in ("arch", "seed"):
+        cols = [h for h in t.header if h not in ("arch", "seed")]
+        raise SupernasError(f"unknown column {column!r} in {t.path}; columns: {', '.join(cols)}")
+    i = t.header.index(column)
+    out: dict[str, dict[str, float]] = {}
+    for arch, rows in t.rows.items():
+        for r in rows:
+            v = _mean_cell(t.path, column, arch, (r.cells[i],), (r.line,))
+            out.setdefault(r.seed or "", {})[arch] = v
+    return out
 
 
 class TableEstimator:

@@ -1,7 +1,7 @@
 """Datasets as tensors with deterministic train/val/test splits."""
 
 from supernas.data.core import SPLITS, Dataset, make_dataset
-from supernas.data.sources import DATASETS, list_datasets, load_data, read_idx
+from supernas.data.sources import DATASETS, list_datasets, load_data, read_idx, resize
 
 __all__ = [
     "DATASETS",
@@ -11,4 +11,5 @@ __all__ = [
     "load_data",
     "make_dataset",
     "read_idx",
+    "resize",
 ]

@@ -7,15 +7,16 @@ which is the expensive part. Writing each result to a table the moment it exists
 second run, another method or a killed and restarted run never trains an arch twice, and
 the file doubles as a table for `supernas bench search` (`load_tables`).
 
-File format: a header `arch,seed,val_accuracy,test_accuracy,params,train_seconds`, then one
-line per trained (arch, seed), appended with a single write and fsync right after training.
+File format: a header `arch,seed,val_accuracy,test_accuracy,params,flops,train_seconds`, then
+one line per trained (arch, seed), appended with a single write and fsync right after training.
 A kill mid-write leaves a last line without its newline; it is ignored (and cut off before
 the next append), so a half-written number never passes for a result. Beside the CSV,
 `<file>.meta.json` records the space, its options, the data and the recipe: a cache built
 with another recipe or data is refused instead of silently mixing two kinds of truth.
 
-`load_tables` keys rows by arch alone, so a file is a valid table while it holds one seed
-per arch; use one file per seed to cache several seeds as tables.
+The same file is what `supernas bench build` writes (several seeds per arch, from parallel
+workers, with the parent process the only writer): `load_tables` averages a table's seeds
+per arch, and the seed-to-seed agreement is the table's noise ceiling.
 """
 
 from __future__ import annotations
@@ -31,12 +32,27 @@ from typing import Any
 from supernas.data import Dataset
 from supernas.errors import SupernasError
 from supernas.estimate.scratch import TrainFromScratch, train_arch
-from supernas.hardware import count_params
+from supernas.hardware import count_flops, count_params
 from supernas.io import read_json, write_json, write_text
 from supernas.space import Arch, SearchSpace
 from supernas.train import Recipe, TrainResult
 
-COLUMNS = ("arch", "seed", "val_accuracy", "test_accuracy", "params", "train_seconds")
+COLUMNS = ("arch", "seed", "val_accuracy", "test_accuracy", "params", "flops", "train_seconds")
+FORMAT = "supernas.scratch_cache/2"
+
+
+def train_row(
+    space: SearchSpace, arch: Arch, data: Dataset, recipe: Recipe, seed: int
+) -> dict[str, float]:
+    """Train `arch` standalone with `seed`: the numbers of one table row (not the arch, seed)."""
+    model, res = train_arch(space, arch, data, recipe, seed)
+    return {
+        "val_accuracy": float(res.val_accuracy),
+        "test_accuracy": float(res.test_accuracy),
+        "params": float(count_params(model)),
+        "flops": float(count_flops(model, data.input_shape)),
+        "train_seconds": float(res.seconds),
+    }
 
 
 def _meta_path(path: Path) -> Path:
@@ -75,11 +91,12 @@ class CachedTrainFromScratch(TrainFromScratch):
         """What the cached numbers depend on besides (arch, seed)."""
         d = self.data
         return {
-            "format": "supernas.scratch_cache/1",
+            "format": FORMAT,
             "space": self.space.name,
             "space_options": dict(self.space.options),
             "data": d.name,
             "sizes": [len(d.x_train), len(d.x_val), len(d.x_test)],
+            "input_shape": list(d.input_shape),
             "recipe": self.recipe.to_dict(),
         }
 
@@ -88,6 +105,8 @@ class CachedTrainFromScratch(TrainFromScratch):
         mp, want = _meta_path(self.path), json.loads(json.dumps(self.meta()))
         if mp.is_file():
             have = read_json(mp)
+            if isinstance(have.get("recipe"), dict):  # recipe keys added since: defaults
+                have["recipe"] = Recipe.from_dict(have["recipe"]).to_dict()
             if have != want:
                 diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
                 raise SupernasError(
@@ -122,7 +141,9 @@ class CachedTrainFromScratch(TrainFromScratch):
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) != len(COLUMNS):
-                raise SupernasError(f"scratch cache {self.path}, line {n}: expected 6 cells")
+                raise SupernasError(
+                    f"scratch cache {self.path}, line {n}: expected {len(COLUMNS)} cells"
+                )
             try:
                 arch = self.space.parse(cells[0].strip())
                 key = (arch, int(cells[1]))
@@ -131,23 +152,24 @@ class CachedTrainFromScratch(TrainFromScratch):
                 raise SupernasError(f"scratch cache {self.path}, line {n}: {exc}") from None
             self.rows.setdefault(key, row)  # a duplicate (two writers) keeps the first
 
-    def _append(self, arch: Arch, row: dict[str, float]) -> None:
-        """One write of one whole line, then fsync: a kill loses at most this line."""
+    def record(self, arch: Arch, seed: int, row: dict[str, float]) -> None:
+        """Append one result: one write of one whole line, then fsync (a kill loses at most it).
+
+        A row already held is not written again (a duplicate would be a second truth).
+        """
+        arch = self.space.validate(arch)
+        if (arch, seed) in self.rows:
+            return
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(
-            [
-                str(arch),
-                self.seed,
-                repr(row["val_accuracy"]),
-                repr(row["test_accuracy"]),
-                int(row["params"]),
-                repr(row["train_seconds"]),
-            ]
-        )
+        cells = [str(arch), seed]
+        for c in COLUMNS[2:]:
+            cells.append(int(row[c]) if c in ("params", "flops") else repr(float(row[c])))
+        csv.writer(buf, lineterminator="\n").writerow(cells)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(buf.getvalue())
             f.flush()
             os.fsync(f.fileno())
+        self.rows[(arch, seed)] = {c: float(row[c]) for c in COLUMNS[2:]}
 
     # -- the estimator --------------------------------------------------------------------
     def cached(self, arch: Arch) -> bool:
@@ -158,16 +180,9 @@ class CachedTrainFromScratch(TrainFromScratch):
         arch = self.space.validate(arch)
         row = self.rows.get((arch, self.seed))
         if row is None:
-            model, res = train_arch(self.space, arch, self.data, self.recipe, self.seed)
+            row = train_row(self.space, arch, self.data, self.recipe, self.seed)
             self.trained += 1
-            row = {
-                "val_accuracy": float(res.val_accuracy),
-                "test_accuracy": float(res.test_accuracy),
-                "params": float(count_params(model)),
-                "train_seconds": float(res.seconds),
-            }
-            self._append(arch, row)
-            self.rows[(arch, self.seed)] = row
+            self.record(arch, self.seed, row)
         return TrainResult(
             val_accuracy=row["val_accuracy"],
             test_accuracy=row["test_accuracy"],

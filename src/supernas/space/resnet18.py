@@ -21,6 +21,9 @@ WIDTHS = (0.5, 1.0, 2.0)
 BLOCK_MULTIPLIERS = (1, 1, 2, 2, 4, 4, 8, 8)
 BLOCK_STRIDES = (1, 1, 2, 1, 2, 1, 2, 1)
 STEMS = ("small", "imagenet")
+#: How the supernet shares weights between options (see supernet/resnet18.py); the first is
+#: the default and, being the historical behaviour, is left out of `options`.
+SHARINGS = ("kernel", "independent", "nested")
 
 _TOKEN = re.compile(r"^k(\d+)w([0-9.]+)$")
 
@@ -60,13 +63,20 @@ def resnet18(
     in_channels: int = 3,
     num_classes: int = 10,
     stem: str = "small",
+    sharing: str = "kernel",
 ) -> SearchSpace:
-    """ResNet-18 blocks x kernel {3,5,7} x inner width {x0.5,x1,x2}: 9^8 networks."""
+    """ResNet-18 blocks x kernel {3,5,7} x inner width {x0.5,x1,x2}: 9^8 networks.
+
+    `sharing` (kernel, independent, nested) is how the supernet shares weights between the
+    options (supernet/resnet18.py); it never changes the archs or the standalone networks.
+    """
     check_network_options(
         "resnet18", base_width=base_width, in_channels=in_channels, num_classes=num_classes
     )
     if stem not in STEMS:
         raise SupernasError(f"resnet18: unknown stem {stem!r}; valid: {', '.join(STEMS)}")
+    if sharing not in SHARINGS:
+        raise SupernasError(f"resnet18: unknown sharing {sharing!r}; valid: {', '.join(SHARINGS)}")
     choices = []
     for b in range(len(BLOCK_MULTIPLIERS)):
         choices.append(Choice(f"b{b}.kernel", KERNELS))
@@ -81,5 +91,8 @@ def resnet18(
             "in_channels": in_channels,
             "num_classes": num_classes,
             "stem": stem,
+            # Only a non-default mode is recorded, so the checkpoints, LUTs and result files
+            # written before this option existed still match a default space exactly.
+            **({"sharing": sharing} if sharing != SHARINGS[0] else {}),
         },
     )

@@ -2,9 +2,9 @@
 
 Design: a space's standalone network is built from the *same* module classes as its
 supernet, holding only the chosen candidate (and only the chosen width). Its state-dict
-keys are therefore a subset of the supernet's, and each tensor is a slice of the
-supernet's tensor (its leading entries, unless `slice_of` says otherwise), so `extract`
-is one generic copy and the two forwards share code.
+keys are therefore a subset of the supernet's (unless `source_key` maps them), and each
+tensor is a slice of the supernet's tensor (its leading entries, unless `slice_of` says
+otherwise), so `extract` is one generic copy and the two forwards share code.
 """
 
 from __future__ import annotations
@@ -101,8 +101,16 @@ class Supernet(nn.Module):
             cache[arch] = cfg
         return cfg
 
+    def source_key(self, key: str, arch: Arch) -> str:
+        """The supernet key that holds the standalone tensor `key` of `arch`.
+
+        The same key by default; a supernet that names its weights otherwise than the
+        standalone network (resnet18's `independent` and `nested` sharing) overrides this.
+        """
+        return key
+
     def slice_of(self, key: str, shape: torch.Size) -> tuple[slice, ...]:
-        """Where a standalone tensor `key` of `shape` lies in this supernet's tensor.
+        """Where a standalone tensor of `shape` lies in this supernet's tensor `key`.
 
         Widths are sliced from the front, so by default the leading entries of every dim;
         a supernet that shares weights another way (a centre-cropped kernel) overrides this.
@@ -120,10 +128,11 @@ class Supernet(nn.Module):
         dst = net.state_dict()
         new = {}
         for key, t in dst.items():
-            if key not in src:
+            skey = self.source_key(key, arch)
+            if skey not in src:
                 raise RuntimeError(f"{type(self).__name__}: standalone key {key} not in supernet")
-            s = src[key]
-            new[key] = s[self.slice_of(key, t.shape)].clone() if t.dim() else s.clone()
+            s = src[skey]
+            new[key] = s[self.slice_of(skey, t.shape)].clone() if t.dim() else s.clone()
         net.load_state_dict(new)
         net.train(self.training)
         return net

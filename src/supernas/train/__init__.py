@@ -7,6 +7,7 @@ from supernas.train.fbnet import FBNetTrainer
 from supernas.train.gdas import GDASTrainer
 from supernas.train.greedynas import GreedyNASTrainer, read_pool
 from supernas.train.loop import SupernetTrainer
+from supernas.train.path_dropout import PathDropoutTrainer, drop_rate_at, path_masks
 from supernas.train.pcdarts import PCDARTSTrainer
 from supernas.train.proxyless import ProxylessTrainer
 from supernas.train.random_ws import RandomWSTrainer
@@ -32,6 +33,7 @@ __all__ = [
     "GDASTrainer",
     "GreedyNASTrainer",
     "PCDARTSTrainer",
+    "PathDropoutTrainer",
     "ProxylessTrainer",
     "RandomWSTrainer",
     "Recipe",
@@ -40,12 +42,14 @@ __all__ = [
     "SupernetTrainer",
     "TrainResult",
     "check_loss",
+    "drop_rate_at",
     "evaluate",
     "extreme_archs",
     "fair_paths",
     "get_trainer",
     "list_trainers",
     "load_supernet",
+    "path_masks",
     "read_pool",
     "register_trainer",
     "sample_constrained",

@@ -56,6 +56,18 @@ def supernet_checkpoint(supernet: Supernet) -> dict[str, Any]:
 
 
 def load_supernet_state(supernet: Supernet, ckpt: dict[str, Any]) -> None:
+    """Load a checkpoint's weights, refusing one of another space or space options.
+
+    Why check options first: weights of another mode (resnet18's `sharing`) may even fit
+    key by key while meaning something else; a mismatch gets one clear line instead.
+    """
+    space, saved = ckpt.get("space", supernet.space.name), ckpt.get("space_options")
+    now = dict(supernet.space.options)
+    if space != supernet.space.name or (saved is not None and dict(saved) != now):
+        raise SupernasError(
+            f"checkpoint is for space {space} {saved}, not {supernet.space.name} {now}: "
+            "build the supernet with the checkpoint's space options (e.g. sharing)"
+        )
     try:
         supernet.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError) as exc:

