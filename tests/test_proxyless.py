@@ -441,12 +441,13 @@ def test_fbnet_multiplicative_loss_is_the_papers() -> None:
 
 
 def test_proxyless_step_holds_one_path_darts_all(tiny: Dataset) -> None:
-    """Ops run per block: proxyless 1 per weight step + 2 per alpha step; darts all."""
+    """Ops run per block: proxyless 1 per weight step + 2 per alpha step (+ the inactive
+    op once more, recomputed in the backward instead of kept); darts all."""
     net = supernet("mobilenetv2")
     calls = count_block_calls(net)
     tr = ProxylessTrainer(RECIPE, seed=0)
     tr.fit(net, tiny)
-    assert calls == [3 * 3] * 16  # 3 steps x (1 + 2)
+    assert calls == [3 * 4] * 16  # 3 steps x (1 + 2 + 1)
     calls[:] = [0] * 16
     net.forward_mixed(batch(), tr.mixed_weights(tr._alphas, arch_step=False))
     assert calls == [1] * 16  # the weight step alone: one path
@@ -478,3 +479,53 @@ def test_cli_train_proxyless(tmp_path: Path) -> None:
     res = json.loads((tmp_path / "train.json").read_text())
     assert get_space("nb201", **res["space_options"]).parse(res["arch"])
     assert res["arch"] in r.output and res["history"][-1]["arch"] == res["arch"]
+
+
+@pytest.mark.parametrize("name", ["nb201", "mobilenetv2"])
+def test_probe_gates_give_the_same_gate_gradients_without_the_inactive_graph(name: str) -> None:
+    """The alpha step's memory saving changes no gradient: same dL/dg, same loss."""
+    from supernas.supernet.base import probe_gates
+
+    sp = space(name)
+    net = supernet(name)
+    net.eval()  # fixed BN statistics: the two forwards see identical ops
+    x, y = batch(), torch.arange(6) % 10
+
+    def gates() -> list[Tensor]:
+        out = []
+        for c in sp.choices:
+            g = torch.zeros(len(c.options))
+            g[0], g[-1] = 1.0, GATE_EPS
+            out.append(g.requires_grad_())
+        return out
+
+    plain = gates()
+    loss = nn.functional.cross_entropy(net.forward_mixed(x, plain), y)
+    want = torch.autograd.grad(loss, plain, allow_unused=True)
+    probed = gates()
+    with probe_gates(GATE_EPS):
+        loss2 = nn.functional.cross_entropy(net.forward_mixed(x, probed), y)
+    got = torch.autograd.grad(loss2, probed, retain_graph=True, allow_unused=True)
+    assert loss2.item() == pytest.approx(loss.item(), abs=1e-7)
+    assert sum(g is not None for g in got) > 0
+    for g, w, p in zip(got, want, probed, strict=True):  # None: no gradient, i.e. zero
+        g = torch.zeros_like(p) if g is None else g
+        w = torch.zeros_like(p) if w is None else w
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-10)
+    # fewer bytes saved for backward: the inactive ops' internals are not kept
+    def saved_bytes(probe: bool) -> int:
+        total = [0]
+
+        def pack(t: Tensor) -> Tensor:
+            total[0] += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            if probe:
+                with probe_gates(GATE_EPS):
+                    net.forward_mixed(x, gates())
+            else:
+                net.forward_mixed(x, gates())
+        return total[0]
+
+    assert saved_bytes(True) < 0.8 * saved_bytes(False)

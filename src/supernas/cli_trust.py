@@ -48,6 +48,7 @@ def _space_and_data(
     Options: the meta's (for its own space), then --space-opt; fitted to the data's
     channels and classes unless given, as `supernas run` builds its space.
     """
+    from supernas.bench.build import data_options
     from supernas.space import get_space
 
     name = space or meta.get("space") or tab.space().name
@@ -58,8 +59,16 @@ def _space_and_data(
     if kind == "proxy" and data_name == "random":
         ds = "random"
     elif kind not in NO_DATA:
+        # the table's own data (subset sizes, resolution) unless the user names other data
+        like = data_options(meta) if not data and meta.get("data") else {}
         try:
-            ds = _load_data(data_name, data_dir, 0, max_val, image_size)
+            ds = _load_data(
+                data_name,
+                data_dir,
+                like.get("max_train", 0),
+                max_val or like.get("max_val", 0),
+                image_size or like.get("image_size", 0),
+            )
         except SupernasError as exc:
             if data:
                 raise

@@ -172,3 +172,21 @@ def _run_pool(
             for fut in running:
                 fut.cancel()
             raise
+
+
+def data_options(meta: dict[str, Any]) -> dict[str, Any]:
+    """`load_data` keywords that rebuild a table's data from its `.meta.json`.
+
+    Why: an estimator judged against a table must see the table's data (same subset sizes,
+    same resolution); the meta records the data name, split sizes and input shape.
+    """
+    if not meta.get("data"):
+        raise SupernasError("the table's meta records no data: pass the data explicitly")
+    opts: dict[str, Any] = {"data": meta["data"]}
+    sizes = meta.get("sizes") or []
+    if len(sizes) >= 2:
+        opts.update(max_train=int(sizes[0]), max_val=int(sizes[1]))
+    shape = meta.get("input_shape") or []
+    if len(shape) == 3 and shape[1] == shape[2]:
+        opts["image_size"] = int(shape[1])
+    return opts

@@ -9,7 +9,10 @@ otherwise), so `extract` is one generic copy and the two forwards share code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import contextvars
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -138,6 +141,53 @@ class Supernet(nn.Module):
         return net
 
 
+_PROBE: contextvars.ContextVar[float | None] = contextvars.ContextVar("probe_gates", default=None)
+
+
+@contextlib.contextmanager
+def probe_gates(below: float) -> Iterator[None]:
+    """Within it, `mix` runs an op whose weight is a tiny gate (|w| <= `below`, requiring
+    grad) without recording it for backward (`_ProbeTerm`: recomputed in the backward).
+
+    Why: ProxylessNAS' alpha step needs dL/dg = <dL/dy, op(x)> for the inactive candidate
+    of each choice, which is exact from op(x) alone; its weights get no update in that
+    step, and the gradient to x through it is scaled by the tiny gate (below float32
+    resolution), so it is left out. The step then holds one path's activations, not two.
+    """
+    token = _PROBE.set(below)
+    try:
+        yield
+    finally:
+        _PROBE.reset(token)
+
+
+class _ProbeTerm(torch.autograd.Function):
+    """w * op(x) where only dL/dw = <dL/d(term), op(x)> is wanted: nothing is kept.
+
+    The forward runs op without autograd and the backward runs it again (same input, same
+    batch statistics, so the same output) to form the inner product. The price: the op's
+    BN running statistics see that batch twice; evaluation recalibrates BN anyway.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: Tensor, op: Callable[[], Tensor | None]) -> Tensor:
+        ctx.op = op
+        with torch.no_grad():
+            y = op()
+        if y is None:  # 'none': identically zero
+            ctx.op = None
+            return w * 0.0
+        return w * y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
+        if ctx.op is None:
+            return None, None
+        with torch.no_grad():
+            y = ctx.op()
+        return (grad * y).sum().reshape(()), None
+
+
 def mix(
     weights: Sequence[Tensor], zero: Sequence[bool], compute: Callable[[int], Tensor | None]
 ) -> Tensor | None:
@@ -149,14 +199,18 @@ def mix(
     is unchanged and the op still never runs, while autograd reaches alpha through it, as
     GDAS's official code does. `compute(j)` may return None for an op that is identically
     zero ('none'), so it costs nothing. Returns None when no term remains; a 0-dim result
-    means only zero weights were added, and the caller broadcasts it.
+    means only zero weights were added, and the caller broadcasts it. Under `probe_gates`,
+    a tiny gate's op runs without autograd (see there).
     """
     total: Tensor | None = None
+    probe = _PROBE.get()
     for j, w in enumerate(weights):
         if zero[j]:
             if not w.requires_grad:
                 continue
             term: Tensor | None = w
+        elif probe is not None and w.requires_grad and abs(float(w.detach())) <= probe:
+            term = _ProbeTerm.apply(w, functools.partial(compute, j))
         else:
             y = compute(j)
             term = None if y is None else w * y

@@ -21,10 +21,11 @@ only (apart from the latency term's gradient, which reaches every option).
 
 How dL/dg of the inactive candidate is obtained through `forward_mixed`: that contract
 never runs an option whose weight is exactly 0, so the inactive gate is held at
-GATE_EPS = 2**-60 instead. Its output is then computed (two ops per choice in the alpha
-step: the two-path memory of the paper) and its gate's gradient is exactly
+GATE_EPS = 2**-60 instead. Its output is then computed and its gate's gradient is exactly
 <dL/dy, op(x)>, while its contribution to the forward (2**-60 * op(x)) vanishes in
-float32 rounding against the active op's output.
+float32 rounding against the active op's output. The inactive op runs under
+`probe_gates`: without autograd, so the alpha step keeps one path's activations plus one
+output tensor per choice (less than the paper's two paths; the gradient is the same).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from supernas.hardware.expected import ExpectedLatency, load_lut, lut_digest
 from supernas.hardware.lut import LatencyLUT
 from supernas.space import Arch, SearchSpace
 from supernas.supernet import Supernet
+from supernas.supernet.base import probe_gates
 from supernas.train.darts import DifferentiableTrainer
 from supernas.train.recipe import Recipe
 from supernas.train.registry import register_trainer
@@ -170,7 +172,9 @@ class ProxylessTrainer(DifferentiableTrainer):
         xv, yv = step.val
         alphas = step.alphas
         gates, pairs = self.sample_gates(alphas)
-        loss = step.loss_fn(self.mixed_forward(step.supernet, xv, gates, arch_step=True), yv)
+        with probe_gates(GATE_EPS):  # the inactive op: its output only, not its internals
+            out = self.mixed_forward(step.supernet, xv, gates, arch_step=True)
+        loss = step.loss_fn(out, yv)
         self._involved = [
             None if pair is None else (pair[0], a.detach()[pair[0]].clone())
             for a, pair in zip(alphas, pairs, strict=True)

@@ -1,0 +1,185 @@
+"""How well does each way of training a supernet rank architectures? Measured on our own tables.
+
+For every ground-truth table (`supernas bench build`: archs trained standalone, two seeds
+each) and every method (spos, fairnas, greedynas, path_dropout, sandwich; resnet18 in each
+weight-sharing mode), a supernet is trained on the table's own data with the same budget
+(epochs over the same training images), then every arch of the table is scored with
+inherited weights (BN recalibrated per arch, val accuracy on a fixed val subset) and
+compared with the table's seed-mean test accuracy: Kendall tau, Spearman rho, top-k,
+regret of the top-1, next to the table's noise ceiling (seed-vs-seed tau). Cost is the
+supernet's training plus scoring time as a fraction of the table's total training time.
+
+Results go to a JSON (one entry per table x method x sharing, written after each, so a
+killed run resumes and skips finished entries) and a printed table.
+
+    python benchmarks/oneshot_ranking.py --table benchmarks/tables/nb201_fmnist.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from supernas.bench.build import data_options
+from supernas.bench.table import TableEstimator, load_tables
+from supernas.bench.trust import noise_ceiling, trust_metrics
+from supernas.data import load_data
+from supernas.estimate import SupernetEstimator
+from supernas.hardware import count_params
+from supernas.io import read_json, write_json
+from supernas.space import get_space
+from supernas.supernet import build_supernet
+from supernas.train import Recipe, get_trainer
+
+REPO = Path(__file__).resolve().parents[1]
+TABLES = [REPO / "benchmarks" / "tables" / f"{n}_fmnist.csv" for n in ("nb201", "resnet18")]
+METHODS = ["spos", "fairnas", "greedynas", "path_dropout", "sandwich"]
+#: Weight-sharing modes per space (nb201's ops differ in kind, so each has its own weights).
+SHARING = {"resnet18": ["kernel", "independent", "nested"]}
+FORMAT = "supernas.oneshot_ranking/1"
+
+
+def table_cost(path: Path) -> float:
+    """Seconds of standalone training the table holds (all rows, all seeds)."""
+    with open(path, newline="") as f:
+        return sum(float(r["train_seconds"]) for r in csv.DictReader(f))
+
+
+def run_one(
+    table: Path, method: str, sharing: str | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    meta = read_json(table.with_name(table.name + ".meta.json"))
+    opts = dict(meta["space_options"])
+    if sharing is not None:
+        opts["sharing"] = sharing
+    space = get_space(meta["space"], **opts)
+    load = data_options(meta)
+    data = load_data(**load)
+    scoring = load_data(**{**load, "max_val": args.score_val})
+    tab = load_tables([str(table)])
+    archs = [space.parse(a) for a in tab.archs]
+    truth = TableEstimator(tab, args.target).score(archs)
+    ceiling = noise_ceiling(table, args.target)
+
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    with torch.random.fork_rng():
+        torch.manual_seed(args.seed)
+        supernet = build_supernet(space)
+    trainer = get_trainer(method, recipe=recipe, seed=args.seed)
+    t0 = time.perf_counter()
+    trainer.fit(supernet, data)
+    train_s = time.perf_counter() - t0
+    est = SupernetEstimator(supernet, scoring, recal_batches=args.recal_batches, seed=args.seed)
+    t0 = time.perf_counter()
+    estimate = est.score(archs)
+    score_s = time.perf_counter() - t0
+    metrics = trust_metrics(estimate, truth, ceiling_tau=ceiling["kendall"])
+    cost = table_cost(table)
+    return {
+        "table": str(table.relative_to(REPO) if table.is_relative_to(REPO) else table),
+        "space": space.name,
+        "space_options": dict(space.options),
+        "method": method,
+        "sharing": sharing,
+        "archs": len(archs),
+        "supernet_params": count_params(supernet),
+        "train_seconds": train_s,
+        "score_seconds": score_s,
+        "table_seconds": cost,
+        "cost_fraction": (train_s + score_s) / cost,
+        "ceiling_kendall": ceiling["kendall"],
+        "metrics": metrics,
+        "estimate": [float(v) for v in estimate],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--table", type=Path, action="append", help="ground-truth CSV (repeatable)")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--target", default="test_accuracy")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--recal-batches", type=int, default=10)
+    p.add_argument("--score-val", type=int, default=1000, help="val images used to score")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/oneshot_ranking.json")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    tables = [t for t in (args.table or TABLES) if t.is_file()]
+    if not tables:
+        raise SystemExit("no table found: build one with `supernas bench build` first")
+    settings = {
+        k: getattr(args, k)
+        for k in ("target", "epochs", "batch_size", "lr", "recal_batches", "score_val", "seed")
+    }
+    doc: dict[str, Any] = {"format": FORMAT, "settings": settings, "results": []}
+    if args.out.is_file():
+        old = read_json(args.out)
+        if old.get("settings") == settings:
+            doc = old
+    console = Console()
+    for table in tables:
+        meta = read_json(table.with_name(table.name + ".meta.json"))
+        n_rows = len(table.read_text().splitlines()) - 1
+        for method in args.methods.split(","):
+            for sharing in SHARING.get(meta["space"], [None]):
+                key = (str(table.name), method, sharing)
+                done = [
+                    r
+                    for r in doc["results"]
+                    if (Path(r["table"]).name, r["method"], r["sharing"]) == key
+                    and r.get("rows") == n_rows
+                ]
+                if done:
+                    continue
+                console.print(f"{table.name}: {method} (sharing {sharing}) ...")
+                res = run_one(table, method, sharing, args)
+                res["rows"] = n_rows
+                doc["results"] = [
+                    r
+                    for r in doc["results"]
+                    if (Path(r["table"]).name, r["method"], r["sharing"]) != key
+                ]
+                doc["results"].append(res)
+                doc["machine"] = {"python": platform.python_version(), "torch": torch.__version__}
+                write_json(args.out, doc)
+    show(console, doc)
+    console.print(f"wrote {args.out}")
+
+
+def show(console: Console, doc: dict[str, Any]) -> None:
+    t = Table(title="one-shot ranking vs ground-truth tables")
+    for c in ("table", "method", "sharing", "archs", "tau", "rho", "top-10%", "regret",
+              "ceiling", "tau/ceiling", "cost"):  # fmt: skip
+        t.add_column(c)
+    for r in doc["results"]:
+        m = r["metrics"]
+        t.add_row(
+            Path(r["table"]).stem,
+            r["method"],
+            str(r["sharing"] or "-"),
+            str(r["archs"]),
+            f"{m['kendall']:.3f}",
+            f"{m['spearman']:.3f}",
+            f"{m['top_precision']:.2f}",
+            f"{m['regret']:.4f}",
+            f"{r['ceiling_kendall']:.3f}",
+            f"{m['fraction_of_ceiling']:.2f}",
+            f"{100 * r['cost_fraction']:.1f}%",
+        )
+    console.print(t)
+
+
+if __name__ == "__main__":
+    main()
