@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from supernas.bench.build import BuildPlan, build_table, materialize, open_table
+from supernas.bench.build import BuildPlan, build_table, materialize, open_table, table_summary
 from supernas.cli import app
 from supernas.errors import SupernasError
 from supernas.estimate import train_arch
@@ -118,3 +118,19 @@ def test_cli_builds_resumes_and_resizes(tmp_path: Path) -> None:
     assert "wrote 1 rows" in r.output and len(rows(out)) == 3
     r = build(3, epochs=2)  # another recipe: a clear error
     assert r.exit_code == 2 and "other settings" in r.output
+
+
+def test_table_summary_by_hand(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    lines = [",".join(COLUMNS)]
+    acc = {"a": (0.80, 0.82), "b": (0.70, 0.69), "c": (0.90, 0.88)}
+    for arch, pair in acc.items():
+        for seed, v in enumerate(pair):
+            lines.append(f"{arch},{seed},{v},{v},10,20,{10.0 * (seed + 1)}")
+    path.write_text("\n".join(lines) + "\n")
+    s = table_summary(path)
+    assert (s["rows"], s["archs"]) == (6, 3)
+    assert s["min"] == pytest.approx(0.695) and s["max"] == pytest.approx(0.89)
+    assert s["mean_abs_seed_diff"] == pytest.approx((0.02 + 0.01 + 0.02) / 3)
+    assert s["ceiling_kendall"] == pytest.approx(1.0)  # the seeds order a < b < c alike
+    assert s["train_hours"] == pytest.approx(90 / 3600) and s["median_run_seconds"] == 20

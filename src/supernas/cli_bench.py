@@ -648,7 +648,7 @@ def build(
     train_seconds. A restart skips the rows the file holds; a table built with another
     recipe, data or space is refused.
     """
-    from supernas.bench.build import BuildPlan, build_table, open_table, todo
+    from supernas.bench.build import BuildPlan, build_table, open_table, table_summary, todo
     from supernas.cli import _space_options, out_console
     from supernas.console import progress_bar
     from supernas.train import Recipe
@@ -696,3 +696,14 @@ def build(
         markup=False,
         highlight=False,
     )
+    if res["rows"]:
+        s = table_summary(out)
+        out_console.print(
+            f"{s['archs']} archs: test accuracy {100 * s['min']:.1f}-{100 * s['max']:.1f} %, "
+            f"mean seed difference {100 * s['mean_abs_seed_diff']:.2f} %, noise ceiling "
+            f"(seed-vs-seed Kendall tau) {s['ceiling_kendall']:.3f} over "
+            f"{s['ceiling_archs']} archs; {s['train_hours']:.2f} h of training, median "
+            f"{s['median_run_seconds']:.0f} s per run",
+            markup=False,
+            highlight=False,
+        )

@@ -190,3 +190,34 @@ def data_options(meta: dict[str, Any]) -> dict[str, Any]:
     if len(shape) == 3 and shape[1] == shape[2]:
         opts["image_size"] = int(shape[1])
     return opts
+
+
+def table_summary(path: str | os.PathLike[str], column: str = "test_accuracy") -> dict[str, Any]:
+    """What a table's README reports: size, accuracy range, seed noise, ceiling, cost."""
+    import csv
+
+    from supernas.bench.trust import noise_ceiling
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SupernasError(f"table {path} has no rows yet")
+    by_arch: dict[str, list[float]] = {}
+    for r in rows:
+        by_arch.setdefault(r["arch"], []).append(float(r[column]))
+    means = [sum(v) / len(v) for v in by_arch.values()]
+    ceiling = noise_ceiling(path, column)
+    seconds = [float(r["train_seconds"]) for r in rows]
+    return {
+        "rows": len(rows),
+        "archs": len(by_arch),
+        "column": column,
+        "min": min(means),
+        "max": max(means),
+        "mean_abs_seed_diff": ceiling["mean_abs_seed_diff"],
+        "ceiling_kendall": ceiling["kendall"],
+        "ceiling_spearman": ceiling["spearman"],
+        "ceiling_archs": ceiling["n_archs"],
+        "train_hours": sum(seconds) / 3600,
+        "median_run_seconds": sorted(seconds)[len(seconds) // 2],
+    }
