@@ -30,6 +30,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "nb201": {"C": 4, "N": 1},
     "mobilenetv2": {"base_width": 4},
     "vit": {"embed_dim": 8, "depth": 2, "image_size": 8},
+    "resnet50": {"max_channels": 32},  # no supernet; its networks, for the proxy tests
 }
 NAMES = SUPERNETS.names()
 IMAGE = 8

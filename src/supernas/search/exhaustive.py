@@ -7,6 +7,7 @@ from typing import Any
 from supernas.errors import SupernasError
 from supernas.search.base import Constraint, Strategy, register_strategy
 from supernas.space import Arch, SearchSpace
+from supernas.space.core import format_size
 
 
 @register_strategy("exhaustive")
@@ -37,7 +38,8 @@ class Exhaustive(Strategy):
         cap = space.max_enumerate if limit is None else limit
         if space.size > cap:
             raise SupernasError(
-                f"exhaustive search refuses space {space.name!r}: it has {space.size:,} archs, "
+                f"exhaustive search refuses space {space.name!r}: it has {format_size(space.size)} "
+                f"archs, "
                 f"above the limit {cap:,}; use 'evolution' or 'random' instead"
             )
 

@@ -1,6 +1,12 @@
 """Search spaces: plain data, no torch."""
 
-from supernas.space import mobilenetv2, nb201, resnet18, vit  # noqa: F401  (registers the built-in spaces)
+from supernas.space import (  # noqa: F401  (registers the built-in spaces)
+    mobilenetv2,
+    nb201,
+    resnet18,
+    resnet50,
+    vit,
+)
 from supernas.space.core import Arch, Choice, SearchSpace, as_rng, format_option
 from supernas.space.registry import SPACES, get_space, list_spaces, register_space
 

@@ -46,6 +46,11 @@ def as_rng(seed_or_rng: RngLike | None) -> np.random.Generator:
     return np.random.default_rng(int(seed_or_rng))
 
 
+def format_size(n: int) -> str:
+    """An exact count with its order of magnitude when large: '61,481,...,381 (about 6.1e+64)'."""
+    return f"{n:,}" if n < 10**9 else f"{n:,} (about {float(n):.1e})"
+
+
 def format_option(value: Scalar) -> str:
     """Short, stable text for an option: 0.5 -> '0.5', 2.0 -> '2', 'conv' -> 'conv'."""
     if isinstance(value, bool):
@@ -351,8 +356,8 @@ class SearchSpace:
         limit = self.max_enumerate if limit is None else limit
         if self.size > limit:
             raise SupernasError(
-                f"space {self.name!r} has {self.size:,} archs, above the enumeration limit "
-                f"{limit:,}; use sampling or a search strategy instead"
+                f"space {self.name!r} has {format_size(self.size)} archs, above the "
+                f"enumeration limit {limit:,}; use sampling or a search strategy instead"
             )
         for idx in itertools.product(*(range(len(c.options)) for c in self.choices)):
             yield self.decode(idx)

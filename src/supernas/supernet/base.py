@@ -227,6 +227,17 @@ def register_supernet(space_name: str) -> Callable[[type[Supernet]], type[Supern
     return SUPERNETS.register(space_name)
 
 
+#: Standalone network builders of spaces without a supernet (too large to share weights).
+NETWORKS: Registry[Callable[[SearchSpace, Arch], nn.Module]] = Registry("network (space)")
+
+
+def register_network(
+    space_name: str,
+) -> Callable[[Callable[[SearchSpace, Arch], nn.Module]], Callable[[SearchSpace, Arch], nn.Module]]:
+    """Register `build(space, arch) -> nn.Module` for a space that has no supernet."""
+    return NETWORKS.register(space_name)
+
+
 def _space(space: SearchSpace | str, options: dict[str, Any]) -> SearchSpace:
     if isinstance(space, str):
         return get_space(space, **options)
@@ -238,12 +249,20 @@ def _space(space: SearchSpace | str, options: dict[str, Any]) -> SearchSpace:
 def build_supernet(space: SearchSpace | str, **options: Any) -> Supernet:
     """The weight-sharing supernet of a space (a SearchSpace, or a name plus space options)."""
     space = _space(space, options)
+    if space.name in NETWORKS and space.name not in SUPERNETS:
+        raise SupernasError(
+            f"space {space.name!r} has no weight-sharing supernet (too large to hold every "
+            "option's weights); score its archs with a proxy, a hypernet or standalone "
+            "training (`supernas search --proxy`, `supernas multifidelity`)"
+        )
     return SUPERNETS.get(space.name)(space)
 
 
 def build_network(space: SearchSpace | str, arch: Arch | str, **options: Any) -> nn.Module:
     """A fresh standalone network of one arch: what train-from-scratch trains."""
     space = _space(space, options)
+    if space.name in NETWORKS and space.name not in SUPERNETS:
+        return NETWORKS.get(space.name)(space, space.validate(arch))
     return SUPERNETS.get(space.name).build_network(space, space.validate(arch))
 
 
