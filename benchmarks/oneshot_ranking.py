@@ -2,7 +2,9 @@
 
 For every ground-truth table (`supernas bench build`: archs trained standalone, two seeds
 each) and every method (spos, fairnas, greedynas, path_dropout, sandwich; resnet18 in each
-weight-sharing mode), a supernet is trained on the table's own data with the same budget
+weight-sharing mode, and pruning: the widest resnet18 trained once, archs cut out of it by
+L1 filter pruning and fine-tuned briefly), a model is trained on the table's own data with
+the same budget
 (epochs over the same training images), then every arch of the table is scored with
 inherited weights (BN recalibrated per arch, val accuracy on a fixed val subset) and
 compared with the table's seed-mean test accuracy: Kendall tau, Spearman rho, top-k,
@@ -33,6 +35,7 @@ from supernas.bench.table import TableEstimator, load_tables
 from supernas.bench.trust import noise_ceiling, trust_metrics
 from supernas.data import load_data
 from supernas.estimate import SupernetEstimator
+from supernas.estimate.pruning import PruningEstimator, train_wide
 from supernas.hardware import count_params
 from supernas.io import read_json, write_json
 from supernas.space import get_space
@@ -41,9 +44,11 @@ from supernas.train import Recipe, get_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = [REPO / "benchmarks" / "tables" / f"{n}_fmnist.csv" for n in ("nb201", "resnet18")]
-METHODS = ["spos", "fairnas", "greedynas", "path_dropout", "sandwich"]
+METHODS = ["spos", "fairnas", "greedynas", "path_dropout", "sandwich", "pruning"]
 #: Weight-sharing modes per space (nb201's ops differ in kind, so each has its own weights).
 SHARING = {"resnet18": ["kernel", "independent", "nested"]}
+#: Methods that only apply to some spaces (pruning cuts resnet18 archs from its widest).
+ONLY = {"pruning": {"resnet18"}}
 FORMAT = "supernas.oneshot_ranking/1"
 
 
@@ -70,14 +75,20 @@ def run_one(
     ceiling = noise_ceiling(table, args.target)
 
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
-    with torch.random.fork_rng():
-        torch.manual_seed(args.seed)
-        supernet = build_supernet(space)
-    trainer = get_trainer(method, recipe=recipe, seed=args.seed)
     t0 = time.perf_counter()
-    trainer.fit(supernet, data)
-    train_s = time.perf_counter() - t0
-    est = SupernetEstimator(supernet, scoring, recal_batches=args.recal_batches, seed=args.seed)
+    if method == "pruning":  # one wide network trained with the same budget, archs cut out
+        model = train_wide(space, data, recipe, seed=args.seed)
+        train_s = time.perf_counter() - t0
+        est: Any = PruningEstimator(
+            space, model, scoring, finetune_steps=args.finetune_steps, seed=args.seed
+        )
+    else:
+        with torch.random.fork_rng():
+            torch.manual_seed(args.seed)
+            model = build_supernet(space)
+        get_trainer(method, recipe=recipe, seed=args.seed).fit(model, data)
+        train_s = time.perf_counter() - t0
+        est = SupernetEstimator(model, scoring, recal_batches=args.recal_batches, seed=args.seed)
     t0 = time.perf_counter()
     estimate = est.score(archs)
     score_s = time.perf_counter() - t0
@@ -90,7 +101,7 @@ def run_one(
         "method": method,
         "sharing": sharing,
         "archs": len(archs),
-        "supernet_params": count_params(supernet),
+        "model_params": count_params(model),
         "train_seconds": train_s,
         "score_seconds": score_s,
         "table_seconds": cost,
@@ -111,6 +122,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--recal-batches", type=int, default=10)
     p.add_argument("--score-val", type=int, default=1000, help="val images used to score")
+    p.add_argument("--finetune-steps", type=int, default=20, help="pruning: steps per arch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/oneshot_ranking.json")
@@ -121,7 +133,16 @@ def main() -> None:
         raise SystemExit("no table found: build one with `supernas bench build` first")
     settings = {
         k: getattr(args, k)
-        for k in ("target", "epochs", "batch_size", "lr", "recal_batches", "score_val", "seed")
+        for k in (
+            "target",
+            "epochs",
+            "batch_size",
+            "lr",
+            "recal_batches",
+            "score_val",
+            "finetune_steps",
+            "seed",
+        )
     }
     doc: dict[str, Any] = {"format": FORMAT, "settings": settings, "results": []}
     if args.out.is_file():
@@ -133,7 +154,10 @@ def main() -> None:
         meta = read_json(table.with_name(table.name + ".meta.json"))
         n_rows = len(table.read_text().splitlines()) - 1
         for method in args.methods.split(","):
-            for sharing in SHARING.get(meta["space"], [None]):
+            if meta["space"] not in ONLY.get(method, {meta["space"]}):
+                continue
+            modes = [None] if method == "pruning" else SHARING.get(meta["space"], [None])
+            for sharing in modes:
                 key = (str(table.name), method, sharing)
                 done = [
                     r

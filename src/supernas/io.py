@@ -73,10 +73,34 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SupernasError(
-            f"cannot read checkpoint {path}: corrupt or truncated ({first})"
+            f"cannot read checkpoint {path}: corrupt or truncated ({_reason(exc)})"
         ) from None
     if not isinstance(obj, dict) or "format" not in obj:
         raise SupernasError(f"{path} is not a supernas checkpoint")
     return obj
+
+
+def load_weights(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A plain state dict (model.pt, best_model.pt), weights_only=True, clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise SupernasError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SupernasError(
+            f"cannot read weights {path}: corrupt or truncated ({_reason(exc)})"
+        ) from None
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SupernasError(f"{path} is not a state dict of tensors (a model.pt)")
+    return obj
+
+
+def _reason(exc: Exception) -> str:
+    """The gist of a torch.load failure, without torch's advice to drop weights_only."""
+    text = str(exc).strip()
+    if text.startswith("Weights only load failed"):
+        return "not a file of tensors and plain values that weights_only=True accepts"
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first.split(". ")[0].rstrip(".")

@@ -235,6 +235,33 @@ def _table(arg: str, space: SearchSpace, data: Any, opts: dict[str, Any]) -> Any
     return TableEstimator(load_tables([file]), column)
 
 
+def _pruning(arg: str, space: SearchSpace, data: Any, opts: dict[str, Any]) -> Any:
+    """The widest arch's trained weights (`supernas retrain --arch <widest>`'s model.pt)."""
+    from supernas.estimate.pruning import PruningEstimator, widest_arch
+    from supernas.io import load_weights
+    from supernas.supernet import build_network
+
+    if space.name != "resnet18":
+        raise SupernasError(f"the pruning estimator works on resnet18 tables, not {space.name!r}")
+    wide = build_network(space, widest_arch(space))
+    state = load_weights(arg)
+    try:
+        wide.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise SupernasError(
+            f"{arg} is not the widest arch {widest_arch(space)} of this space "
+            f"({str(exc).splitlines()[0]}); train it with `supernas retrain --arch "
+            f"{widest_arch(space)}`"
+        ) from None
+    return PruningEstimator(
+        space,
+        wide,
+        _dataset(data, "pruning"),
+        finetune_steps=opts.get("finetune_steps", 20),
+        seed=opts.get("seed", 0),
+    )
+
+
 Builder = Callable[[str, SearchSpace, Any, dict[str, Any]], Any]
 # kind -> (usage, needs an argument, builder)
 ESTIMATORS: dict[str, tuple[str, bool, Builder]] = {
@@ -243,6 +270,7 @@ ESTIMATORS: dict[str, tuple[str, bool, Builder]] = {
     "params": ("params", False, _params),
     "flops": ("flops", False, _flops),
     "table": ("table:FILE:COLUMN", True, _table),
+    "pruning": ("pruning:WIDEST/model.pt", True, _pruning),
 }
 
 
