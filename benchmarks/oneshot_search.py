@@ -184,7 +184,10 @@ def search(args: argparse.Namespace, doc: dict[str, Any], console: Console) -> N
         k: getattr(args, k)
         for k in ("epochs", "batch_size", "lr", "pool", "rank_archs", "score_val")
     }
-    doc["search_settings"].update(table=str(args.table.relative_to(REPO)), truth_cache=cache.name)
+    doc["search_settings"].update(
+        table=str(args.table.relative_to(REPO) if args.table.is_relative_to(REPO) else args.table),
+        truth_cache=cache.name,
+    )
     doc["ceiling"] = noise_ceiling(args.table)["kendall"]
     runs = doc.setdefault("runs", [])
     for seed in range(args.seeds):
