@@ -22,7 +22,7 @@ from supernas.space import Arch, Choice, SearchSpace, get_space
 from supernas.supernet import Supernet
 from supernas.train import ENASTrainer, Recipe, get_trainer, list_trainers
 from supernas.train.enas import val_accuracy
-from test_supernet import SMALL
+from test_supernet import TRAIN_SPACES
 from test_trainers import fresh, same_weights, space_of
 
 
@@ -56,7 +56,7 @@ def test_enas_is_registered_and_its_options_are_in_the_config() -> None:
         ENASTrainer().derive()
 
 
-@pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.parametrize("name", TRAIN_SPACES)
 def test_controller_samples_valid_archs_for_every_space(name: str) -> None:
     space = space_of(name)
     trainer = ENASTrainer(seed=0)

@@ -512,6 +512,7 @@ def test_probe_gates_give_the_same_gate_gradients_without_the_inactive_graph(nam
         g = torch.zeros_like(p) if g is None else g
         w = torch.zeros_like(p) if w is None else w
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-10)
+
     # fewer bytes saved for backward: the inactive ops' internals are not kept
     def saved_bytes(probe: bool) -> int:
         total = [0]

@@ -30,8 +30,15 @@ SMALL: dict[str, dict[str, Any]] = {
     "nb201": {"C": 4, "N": 1},
     "mobilenetv2": {"base_width": 4},
     "vit": {"embed_dim": 8, "depth": 2, "image_size": 8},
+    "nb101": {"C": 5, "num_cells": 1},
+    "nb101_s1": {"C": 5, "num_cells": 1},
+    "nb101_s2": {"C": 5, "num_cells": 1},
+    "nb101_s3": {"C": 5, "num_cells": 1},
     "resnet50": {"max_channels": 32},  # no supernet; its networks, for the proxy tests
 }
+#: Spaces whose choices each take any option independently (fair paths, controllers,
+#: one-shot training); nb101's raw cells are constrained graphs, resnet50 has no supernet.
+TRAIN_SPACES = ["resnet18", "nb201", "mobilenetv2", "vit", "nb101_s1"]
 NAMES = SUPERNETS.names()
 IMAGE = 8
 

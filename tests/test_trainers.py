@@ -35,7 +35,7 @@ from supernas.train import (
 )
 from supernas.train.fairnas import fair_num_paths
 from supernas.train.sandwich import soft_cross_entropy
-from test_supernet import SMALL
+from test_supernet import SMALL, TRAIN_SPACES
 
 NEW = ["fairnas", "sandwich", "greedynas"]
 #: path_dropout needs a mixed forward (not vit), so it is in ALL (nb201 tests) but not NEW.
@@ -71,7 +71,7 @@ def test_all_trainers_are_registered_with_the_same_interface() -> None:
         assert cfg["name"] == name and cfg["seed"] == 3 and cfg["recipe"] == RECIPE.to_dict()
 
 
-@pytest.mark.parametrize("space", list(SMALL))
+@pytest.mark.parametrize("space", TRAIN_SPACES)
 @pytest.mark.parametrize("method", NEW)
 def test_one_epoch_on_every_space_gives_finite_history(
     method: str, space: str, data: Dataset
@@ -164,7 +164,7 @@ def option_counts(space: SearchSpace, archs: list[Arch]) -> list[Counter[int]]:
     return [Counter(i[c] for i in idx) for c in range(len(space.choices))]
 
 
-@pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.parametrize("name", TRAIN_SPACES)
 def test_fair_paths_use_every_option_equally_often(name: str) -> None:
     space = space_of(name)
     sizes = [len(c.options) for c in space.choices]

@@ -26,6 +26,7 @@ from supernas.cli_options import (
     SpaceOptOpt,
     StrategyOptOpt,
 )
+from supernas.cli_worker import ColumnOpt, StorageOpt, StudyOpt, TableOpt, WorkersOpt
 from supernas.errors import SupernasError
 
 app = typer.Typer(
@@ -186,6 +187,10 @@ def run(
         typer.Option("--trust-seeds", help="seeds per trust arch (2+ measures the noise ceiling)"),
     ] = None,
     retrain_epochs: Annotated[int | None, typer.Option("--retrain-epochs")] = None,
+    quant: Annotated[
+        bool,
+        typer.Option("--quant", help="mixed-precision quantization search (resnet18_quant)"),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a supernet, search, retrain the top-k and check trust; write a run folder."""
@@ -196,6 +201,10 @@ def run(
 
     if model and space:
         raise SupernasError("give --model (your own network) or --space, not both")
+    if quant:  # per-block weight/activation bits of a fixed ResNet-18 (docs/quantization.md)
+        if model or (space and space != "resnet18_quant"):
+            raise SupernasError("--quant searches the resnet18_quant space: drop --space/--model")
+        space = "resnet18_quant"
     cfg = RunConfig.load(config) if config else RunConfig()
     changes: dict[str, Any] = {}
     for key, val in (
@@ -243,6 +252,10 @@ def _print_result(result: dict[str, Any], out: Path) -> None:
     table.add_row("supernet estimate (val)", f"{result['best_estimate']:.4f}")
     table.add_row("retrained test accuracy", f"{result['best_test_accuracy']:.4f}")
     table.add_row("params / FLOPs", f"{result['best_params']:,} / {result['best_flops']:,}")
+    if result["space"] == "resnet18_quant" and result.get("best_model_bits") is not None:
+        table.add_row(
+            "model bits / BitOPs", f"{result['best_model_bits']:,} / {result['best_bitops']:,}"
+        )
     table.add_row("trust Kendall tau", f"{fmt(t['kendall_tau'])} (n={t['n']})")
     table.add_row("trust Spearman rho", fmt(t["spearman_rho"]))
     ceiling = t.get("noise_ceiling_tau")
@@ -281,8 +294,15 @@ def train(
     lut: LutOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="under torchrun: gloo (CPU) or nccl (GPU, default there)"),
+    ] = None,
 ) -> None:
-    """Train a supernet and write OUT/supernet.pt (resumes if it exists)."""
+    """Train a supernet and write OUT/supernet.pt (resumes if it exists).
+
+    Under torchrun (several processes) each batch is split across them; see docs/scaling.md.
+    """
     import inspect
 
     from supernas.config import RunConfig
@@ -291,6 +311,7 @@ def train(
     from supernas.pipeline import build_space, make_constraint
     from supernas.supernet import build_supernet
     from supernas.train import TRAINERS, Recipe, get_trainer
+    from supernas.train.distributed import init_from_env, shutdown
 
     cons = _constraints(constraint, max_params, max_flops)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
@@ -300,15 +321,25 @@ def train(
     feasible, _ = make_constraint(sp, ds.input_shape, cons, lut=lut)
     import torch
 
+    par = init_from_env(backend)  # under torchrun: join the process group, pick the device
     torch.manual_seed(seed)
-    supernet = build_supernet(sp)
+    supernet = build_supernet(sp).to(par.device)
     topts = _space_options(trainer_opt)
     if lut is not None and "lut" in inspect.signature(TRAINERS.get(method)).parameters:
         topts.setdefault("lut", lut)  # proxyless/fbnet: the LUT of their latency loss
     trainer = get_trainer(method, recipe=recipe, seed=seed, constraint=feasible, **topts)
+    if hasattr(trainer, "build"):  # smash/ghn train a hypernetwork, not the supernet
+        supernet = trainer.build(sp).to(par.device)
     steps = epochs * -(-len(ds.x_train) // batch_size)
-    with progress_bar("train supernet", steps, not quiet) as advance:
-        history = trainer.fit(supernet, ds, checkpoint=out / "supernet.pt", on_step=advance)
+    try:
+        with progress_bar("train supernet", steps, not quiet and par.is_writer) as advance:
+            history = trainer.fit(
+                supernet, ds, checkpoint=out / "supernet.pt", on_step=advance, parallel=par
+            )
+    finally:
+        shutdown(par)
+    if not par.is_writer:
+        return  # rank 0 alone writes and reports
     # Differentiable trainers (darts, gdas) choose the arch themselves; random_ws returns None.
     derive = getattr(trainer, "derive", None)
     derived = derive() if derive is not None else None
@@ -383,13 +414,44 @@ def search(
     seed: SeedOpt = 0,
     out: Annotated[Path | None, typer.Option("--out", help="write the result JSON here")] = None,
     quiet: QuietOpt = False,
+    workers: WorkersOpt = None,
+    storage: StorageOpt = None,
+    study: StudyOpt = "supernas",
+    table: TableOpt = None,
+    column: ColumnOpt = None,
 ) -> None:
     """Search a trained supernet (val accuracy after BN recalibration), or zero-shot with
     --proxy (untrained networks scored by a zero-cost proxy on one batch).
 
     Plain: the top-k. With --minimize: the Pareto front of accuracy against cost, with its
     hypervolume. With --target: train once, deploy many, one best arch per target.
+    With --workers/--storage: many workers on one Optuna study (docs/scaling.md).
     """
+    if workers is not None or storage or table:
+        from supernas.cli_worker import distributed_search
+
+        data_opts = {"data": data, "data_dir": data_dir, "max_train": max_train}
+        data_opts |= {"max_val": max_val, "image_size": image_size}
+        data_opts |= {"recal_batches": recal_batches, "seed": seed}
+        return distributed_search(
+            supernet=supernet,
+            table=table,
+            column=column,
+            data=data_opts,
+            strategy=strategy,
+            strategy_options=_space_options(strategy_opt),
+            budget=budget,
+            top_k=top_k,
+            seed=seed,
+            workers=workers,
+            storage=storage,
+            study=study,
+            out=out,
+            quiet=quiet,
+            unsupported={"--proxy": proxy, "--model": model, "--minimize": minimize}
+            | {"--target": target, "--constraint": constraint, "--lut": lut}
+            | {"--max-params": max_params, "--max-flops": max_flops},
+        )
     from supernas.console import progress_bar
     from supernas.deploy import deploy_many, pareto_search
     from supernas.estimate import SupernetEstimator
@@ -425,7 +487,11 @@ def search(
         ds = _load_data(data, data_dir, max_train, max_val, image_size)
         _check_data_fits(sp, ds)
         input_shape = ds.input_shape
-        est = SupernetEstimator(net, ds, recal_batches=recal_batches, seed=seed)
+        from supernas.estimate import HypernetEstimator
+        from supernas.hyper import HyperSupernet
+
+        est_cls = HypernetEstimator if isinstance(net, HyperSupernet) else SupernetEstimator
+        est = est_cls(net, ds, recal_batches=recal_batches, seed=seed)
     else:
         from supernas.cli_proxies import _space
         from supernas.proxies import ProxyEstimator, proxy_batch
@@ -566,6 +632,12 @@ def retrain(
         str | None,
         typer.Option("--model", help="the checkpoint's own network: path/to/file.py:factory"),
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from", help="start from the weights this smash/ghn checkpoint generates"
+        ),
+    ] = None,
     data: DataOpt = "digits",
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
@@ -587,6 +659,7 @@ def retrain(
 
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
     ds = _load_data(data, data_dir, max_train, max_val, image_size)
+    supernet = supernet or init_from  # a hypernet checkpoint also names the space
     if model or supernet is not None:  # a supernet of the user's own network (run --model)
         from supernas.nn import register_model_file, register_run_model
 
@@ -601,7 +674,14 @@ def retrain(
     else:
         sp = build_space(RunConfig(space=space, space_options=_space_options(space_opt)), ds)
     a = sp.parse(arch)
-    model, res = train_arch(sp, a, ds, recipe, seed=seed)
+    if init_from is not None:
+        from supernas.hyper.finetune import init_from_hypernet
+        from supernas.train import train_model
+
+        model = init_from_hypernet(init_from, a)
+        res = train_model(model, ds, recipe, seed=seed)
+    else:
+        model, res = train_arch(sp, a, ds, recipe, seed=seed)
     cost = ArchCost(sp, ds.input_shape)
     save_model(out / "model.pt", model)
     write_json(out / "arch.json", {**a.to_json(), "space_options": sp.options})
@@ -725,6 +805,9 @@ def _add_subapps() -> None:
 
     app.add_typer(bench_app, name="bench")
     app.add_typer(hardware_app, name="hardware")
+    from supernas.cli_worker import worker
+
+    app.command("worker")(friendly(worker))
 
 
 _add_subapps()
@@ -739,4 +822,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m supernas.cli`: this file runs as __main__, but the sub-apps (proxies, trust,
+    # export, ...) register on the imported `supernas.cli`, so run that module's app.
+    from supernas.cli import main as _main
+
+    _main()

@@ -707,3 +707,28 @@ def build(
             markup=False,
             highlight=False,
         )
+
+
+@bench_app.command("nb101")
+@_friendly
+def bench_nb101(
+    file: Annotated[
+        Path, typer.Option("--file", help="NB101's nasbench_only108.tfrecord or nasbench_full")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="CSV table to write")],
+) -> None:
+    """Convert the official NAS-Bench-101 data file into a table keyed by nb101 arch.
+
+    Columns: arch, module_hash, params, n_repeats and, per epoch budget E, the mean over
+    repeats of val_accuracy_E, test_accuracy_E (0..1) and train_seconds_E.
+    """
+    from supernas.bench.nb101 import nb101_table
+    from supernas.cli import out_console
+
+    res = nb101_table(file, out)
+    out_console.print(
+        f"wrote {out}: {res['archs']} cells from {res['records']} records, "
+        f"{res['budgets']} epoch budget(s)",
+        markup=False,
+        highlight=False,
+    )

@@ -20,6 +20,7 @@ else:  # pragma: no cover
 #: Small enough that the default run (digits, resnet18) finishes in minutes on a 2-core CPU.
 DEFAULT_SPACE_OPTIONS: dict[str, dict[str, Any]] = {
     "resnet18": {"base_width": 8},
+    "resnet18_quant": {"base_width": 8},
     "nb201": {"C": 8, "N": 1},
     "mobilenetv2": {"base_width": 8},
 }

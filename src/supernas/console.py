@@ -43,7 +43,11 @@ def progress_bar(
         return
     with Progress(*progress_columns(), console=console, transient=False) as prog:
         task = prog.add_task(description, total=total)
-        yield lambda n=1: prog.advance(task, n)
+        try:
+            yield lambda n=1: prog.advance(task, n)
+        except BaseException:
+            prog.live.transient = True  # a failure ends with its one error line, no half bar
+            raise
 
 
 class RunLog:

@@ -24,10 +24,12 @@ from supernas.data import Dataset, load_data
 from supernas.errors import SupernasError
 from supernas.estimate import SupernetEstimator, train_arch
 from supernas.hardware import ArchCost, parse_constraint
+from supernas.hardware.cost import check_satisfiable
+from supernas.hyper import model_for
 from supernas.io import read_json, write_json, write_text
 from supernas.search import STRATEGIES, SearchResult, Trial, get_strategy, run_search
 from supernas.space import SPACES, Arch, SearchSpace, get_space
-from supernas.supernet import Supernet, build_supernet
+from supernas.supernet import Supernet
 from supernas.train import TRAINERS, get_trainer, load_supernet
 from supernas.train.spos import sample_constrained
 
@@ -55,6 +57,7 @@ def make_constraint(
     cost = cost or ArchCost(space, input_shape, lut=lut)
     if not parsed:
         return None, cost
+    check_satisfiable(cost, parsed)  # one clear line now, not a failure deep in training
 
     def feasible(arch: Arch) -> bool:
         return all(c.check(cost, arch) for c in parsed)
@@ -179,10 +182,10 @@ class Run:
             supernet, _ = load_supernet(self.path("supernet.pt"))
             return supernet, done["seconds"]
         t0 = time.perf_counter()
+        trainer = get_trainer(cfg.method, recipe=cfg.supernet, seed=cfg.seed, constraint=feasible)
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)
-            supernet = build_supernet(space)
-        trainer = get_trainer(cfg.method, recipe=cfg.supernet, seed=cfg.seed, constraint=feasible)
+            supernet = model_for(trainer, space)  # a supernet, or the smash/ghn hypernet
         nparams = sum(p.numel() for p in supernet.parameters())
         self.log(
             f"supernet: {nparams:,} parameters, training with {cfg.method} for "
@@ -307,6 +310,8 @@ class Run:
                         "test_accuracy": res.test_accuracy,
                         "params": cost.params(trial.arch),
                         "flops": cost.flops(trial.arch),
+                        "model_bits": cost.model_bits(trial.arch),
+                        "bitops": cost.bitops(trial.arch),
                         "seconds": res.seconds,
                         "model": f"models/top{i}.pt",
                     }
@@ -421,6 +426,9 @@ class Run:
             "best_test_accuracy": best["test_accuracy"],
             "best_params": best["params"],
             "best_flops": best["flops"],
+            # a run resumed from before these metrics existed has no value for them
+            "best_model_bits": best.get("model_bits"),
+            "best_bitops": best.get("bitops"),
             "top_k": retrained,
             "search": {
                 "strategy": cfg.strategy,

@@ -5,11 +5,13 @@ from supernas.estimate.cached import CachedTrainFromScratch
 from supernas.estimate.cost import FlopsEstimator, ParamsEstimator
 from supernas.estimate.scratch import TrainFromScratch, train_arch, val_curve
 from supernas.estimate.supernet import SupernetEstimator
+from supernas.hyper.estimator import HypernetEstimator
 
 __all__ = [
     "CachedTrainFromScratch",
     "Estimator",
     "FlopsEstimator",
+    "HypernetEstimator",
     "ParamsEstimator",
     "SupernetEstimator",
     "TrainFromScratch",

@@ -19,11 +19,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from supernas.errors import SupernasError
+from supernas.hardware.bits import QuantBitCosts, count_bitops, count_model_bits
 from supernas.hardware.lut import LatencyLUT
 from supernas.space import Arch, SearchSpace
+from supernas.space.quant import QUANT_SPACE
 from supernas.supernet import build_network
 
-METRICS = ("params", "flops", "latency_ms")
+#: model_bits and bitops are a quantized network's size and BitOPs (hardware/bits.py).
+METRICS = ("params", "flops", "latency_ms", "model_bits", "bitops")
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "<": operator.lt,
@@ -81,7 +84,8 @@ class ArchCost:
         self.input_shape = tuple(int(d) for d in input_shape)
         self.device = device
         # separate caches: counting params needs no forward pass, FLOPs do (and cost ~10x more)
-        self._cache: dict[str, dict[Arch, int]] = {"params": {}, "flops": {}}
+        self._cache: dict[str, dict[Arch, int]] = {m: {} for m in METRICS if m != "latency_ms"}
+        self._bit_costs: QuantBitCosts | None = None
         if isinstance(lut, str | Path):
             lut = LatencyLUT.load(lut)
         if lut is not None:
@@ -94,6 +98,14 @@ class ArchCost:
     def flops(self, arch: Arch) -> int:
         return self._measure("flops", arch)
 
+    def model_bits(self, arch: Arch) -> int:
+        """Size in bits: quantized weights at their bit width, everything else at 32."""
+        return self._measure("model_bits", arch)
+
+    def bitops(self, arch: Arch) -> int:
+        """MACs x weight bits x activation bits, summed (float MACs count 32 x 32)."""
+        return self._measure("bitops", arch)
+
     def latency_ms(self, arch: Arch) -> float:
         """Predicted batch-1 latency (ms) from the LUT."""
         if self.lut is None:
@@ -104,7 +116,7 @@ class ArchCost:
         return self.lut.predict(self.space.validate(arch))
 
     def metric(self, name: str, arch: Arch) -> int | float:
-        """`params`, `flops` or `latency_ms` by name (what a Constraint asks for)."""
+        """One of METRICS by name (what a Constraint asks for)."""
         if name not in METRICS:
             raise SupernasError(f"unknown cost metric {name!r}; valid: {', '.join(METRICS)}")
         if name == "latency_ms":
@@ -119,9 +131,19 @@ class ArchCost:
         return cache[arch]
 
     def _count(self, metric: str, net: torch.nn.Module) -> int:
-        return count_params(net) if metric == "params" else count_flops(net, self.input_shape)
+        if metric == "params":
+            return count_params(net)
+        if metric == "model_bits":
+            return count_model_bits(net)
+        if metric == "bitops":
+            return count_bitops(net, self.input_shape)
+        return count_flops(net, self.input_shape)
 
     def _measure_on(self, metric: str, arch: Arch, device: str) -> int:
+        if metric in ("model_bits", "bitops") and self.space.name == QUANT_SPACE:
+            if self._bit_costs is None:  # a dot product per arch: no network build
+                self._bit_costs = QuantBitCosts(self.space, self.input_shape)
+            return getattr(self._bit_costs, metric)(arch)
         if device == "meta":
             try:
                 with torch.device("meta"):
@@ -159,7 +181,8 @@ def parse_constraint(text: str) -> Constraint:
     with a LUT when checked.
     """
     form = (
-        "expected '<metric><op><number>' with metric in {params, flops, latency_ms}, op in "
+        "expected '<metric><op><number>' with metric in {params, flops, latency_ms, "
+        "model_bits, bitops}, op in "
         "{<=, <, >=, >} and an optional k/M/G suffix, e.g. 'params<=1e6', 'flops<300M' or "
         "'latency_ms<=5'"
     )
@@ -170,3 +193,38 @@ def parse_constraint(text: str) -> Constraint:
     if metric not in METRICS:
         raise SupernasError(f"bad constraint {text!r}: unknown metric {metric!r}; {form}")
     return Constraint(metric, m["op"], float(m["num"]) * _SUFFIX[m["suffix"]])
+
+
+def check_satisfiable(cost: ArchCost, constraints: list[Constraint]) -> None:
+    """Refuse a constraint that no arch of the space meets, before any work or file."""
+    for c in constraints:
+        extreme = _extreme(cost, c)
+        if not c.check(cost, extreme):
+            word = "smallest" if c.op in ("<=", "<") else "largest"
+            raise SupernasError(
+                f"no architecture satisfies {c}: the {word} {c.metric} in space "
+                f"{cost.space.name} is {cost.metric(c.metric, extreme):,.6g}; loosen the constraint"
+            )
+
+
+def _extreme(cost: ArchCost, c: Constraint, sweeps: int = 3) -> Arch:
+    """The arch with the lowest (for <=, <) or highest (>=, >) value of `c.metric`.
+
+    Why coordinate sweeps: params, FLOPs and latency grow with each choice's option nearly
+    independently of the others, so optimising one choice at a time finds the extreme in a
+    few dozen cached measurements, where rejection sampling spends thousands before giving
+    up deep inside training.
+    """
+    space, sign = cost.space, 1 if c.op in ("<=", "<") else -1
+    idx = list(space.encode(space.sample(0)))
+    for _ in range(sweeps):
+        before = list(idx)
+        for i, choice in enumerate(space.choices):
+            scores = []
+            for o in range(len(choice.options)):
+                idx[i] = o
+                scores.append(sign * cost.metric(c.metric, space.decode(idx)))
+            idx[i] = min(range(len(scores)), key=scores.__getitem__)
+        if idx == before:
+            break
+    return space.decode(idx)

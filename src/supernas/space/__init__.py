@@ -2,7 +2,10 @@
 
 from supernas.space import (  # noqa: F401  (registers the built-in spaces)
     mobilenetv2,
+    nasbench1shot1,
+    nb101,
     nb201,
+    quant,
     resnet18,
     resnet50,
     vit,

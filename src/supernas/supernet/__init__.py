@@ -2,7 +2,9 @@
 
 from supernas.supernet import (  # noqa: F401  (registers the built-in supernets and networks)
     mobilenetv2,
+    nb101,
     nb201,
+    quant,
     resnet18,
     resnet50,
     vit,

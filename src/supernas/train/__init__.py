@@ -1,5 +1,7 @@
 """Ways to fit weights: a standalone recipe (ground truth) and supernet trainers."""
 
+# The hypernet trainers (smash, ghn) live with their models; importing registers them.
+import supernas.hyper.trainer  # noqa: F401
 from supernas.train.darts import DARTSTrainer
 from supernas.train.enas import ENASTrainer
 from supernas.train.fairnas import FairNASTrainer, fair_paths

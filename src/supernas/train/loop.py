@@ -18,9 +18,10 @@ from torch import Tensor, nn
 
 from supernas.data import Dataset
 from supernas.errors import SupernasError
-from supernas.io import load_checkpoint, save_checkpoint
+from supernas.io import save_checkpoint
 from supernas.space import Arch
 from supernas.supernet import Supernet
+from supernas.train.distributed import SINGLE, Parallel
 from supernas.train.recipe import Recipe, check_loss
 
 CHECKPOINT_FORMAT = "supernas.supernet/1"
@@ -185,12 +186,17 @@ class SupernetTrainer:
         checkpoint: str | Path | None = None,
         on_step: Callable[[], None] | None = None,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        parallel: Parallel | None = None,
     ) -> list[dict[str, Any]]:
         """Train, checkpointing each epoch to `checkpoint`; resume from it if it exists.
 
+        Under torchrun, `parallel` (`distributed.init_from_env()`) splits each batch across
+        the ranks; the callbacks run on every rank, and rank 0 alone writes `checkpoint`.
         Returns the per-epoch history (train loss and accuracy of the reported paths).
         """
         r = self.recipe
+        par = parallel or SINGLE
+        par.check(self.name, len(data.x_train), r.batch_size)
         steps_per_epoch = -(-len(data.x_train) // r.batch_size)
         params = [p for p in supernet.parameters() if p.requires_grad]
         opt = r.optimizer(params)
@@ -206,8 +212,8 @@ class SupernetTrainer:
         self.start(supernet, data)
         history: list[dict[str, Any]] = []
         start_epoch = 0
-        if checkpoint is not None and Path(checkpoint).is_file():
-            ckpt = load_checkpoint(checkpoint)
+        ckpt = par.load(checkpoint)
+        if ckpt is not None:
             if ckpt.get("trainer") != self.config() or ckpt.get("space") != supernet.space.name:
                 raise SupernasError(
                     f"{checkpoint} was written by a different training config; "
@@ -225,6 +231,7 @@ class SupernetTrainer:
             for _ in range(start_epoch * steps_per_epoch):
                 if on_step:
                     on_step()
+        par.broadcast(supernet)
         for epoch in range(start_epoch, r.epochs):
             t0 = time.perf_counter()
             self.begin_epoch(epoch)
@@ -234,9 +241,13 @@ class SupernetTrainer:
                 data.batches("train", r.batch_size, shuffle=True, generator=gen)
             ):
                 opt.zero_grad(set_to_none=True)  # unused paths keep grad None: SGD skips them
-                step_loss, step_correct, step_n = self.train_step(
-                    supernet, x, y, f"epoch {epoch} step {step}"
-                )
+                n_global = len(y)
+                x, y = par.shard(x, y)
+                with par.step(supernet, len(y) / n_global):
+                    step_loss, step_correct, step_n = self.train_step(
+                        supernet, x, y, f"epoch {epoch} step {step}"
+                    )
+                par.reduce_grads(params)
                 if r.grad_clip:
                     nn.utils.clip_grad_norm_(params, r.grad_clip)
                 opt.step()
@@ -247,6 +258,7 @@ class SupernetTrainer:
                 n += step_n
                 if on_step:
                     on_step()
+            loss_sum, correct, n = par.sum([loss_sum, correct, n])
             rec = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / n,
@@ -256,7 +268,7 @@ class SupernetTrainer:
                 **self.epoch_record(),
             }
             history.append(rec)
-            if checkpoint is not None:
+            if checkpoint is not None and par.is_writer:
                 save_checkpoint(
                     checkpoint,
                     {
@@ -270,6 +282,7 @@ class SupernetTrainer:
                         **self.extra_state(),
                     },
                 )
+            par.barrier()  # the others wait for rank 0's checkpoint
             if on_epoch:
                 on_epoch(rec)
         supernet.eval()

@@ -52,6 +52,7 @@ class SPOSTrainer(SupernetTrainer):
 
 def load_supernet(path: str | Path) -> tuple[Supernet, dict[str, Any]]:
     """Rebuild a trained supernet from `supernet.pt` (weights_only load, clear errors)."""
+    from supernas.hyper import hypernet_from_checkpoint
     from supernas.space import get_space
     from supernas.supernet import build_supernet
 
@@ -59,7 +60,8 @@ def load_supernet(path: str | Path) -> tuple[Supernet, dict[str, Any]]:
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise SupernasError(f"{path} is not a supernet checkpoint (format {ckpt.get('format')!r})")
     space = get_space(ckpt["space"], **ckpt["space_options"])
-    supernet = build_supernet(space)
+    hypernet = hypernet_from_checkpoint(ckpt, space)  # a smash/ghn checkpoint
+    supernet = build_supernet(space) if hypernet is None else hypernet
     load_supernet_state(supernet, ckpt)
     supernet.eval()
     return supernet, ckpt
