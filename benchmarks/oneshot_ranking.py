@@ -1,10 +1,10 @@
 """How well does each way of training a supernet rank architectures? Measured on our own tables.
 
 For every ground-truth table (`supernas bench build`: archs trained standalone, two seeds
-each) and every method (spos, fairnas, greedynas, path_dropout, sandwich; resnet18 in each
-weight-sharing mode, and pruning: the widest resnet18 trained once, archs cut out of it by
-L1 filter pruning and fine-tuned briefly), a model is trained on the table's own data with
-the same budget
+each) and every method (spos, fairnas, greedynas, path_dropout, sandwich, the hypernetworks
+smash and ghn; resnet18 in each weight-sharing mode; and pruning: the widest resnet18
+trained once, archs cut out of it by L1 filter pruning and fine-tuned briefly), a model is
+trained on the table's own data with the same budget
 (epochs over the same training images), then every arch of the table is scored with
 inherited weights (BN recalibrated per arch, val accuracy on a fixed val subset) and
 compared with the table's seed-mean test accuracy: Kendall tau, Spearman rho, top-k,
@@ -34,17 +34,19 @@ from supernas.bench.build import data_options
 from supernas.bench.table import TableEstimator, load_tables
 from supernas.bench.trust import noise_ceiling, trust_metrics
 from supernas.data import load_data
-from supernas.estimate import SupernetEstimator
+from supernas.estimate import HypernetEstimator, SupernetEstimator
 from supernas.estimate.pruning import PruningEstimator, train_wide
 from supernas.hardware import count_params
+from supernas.hyper.load import model_for
 from supernas.io import read_json, write_json
 from supernas.space import get_space
-from supernas.supernet import build_supernet
 from supernas.train import Recipe, get_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = [REPO / "benchmarks" / "tables" / f"{n}_fmnist.csv" for n in ("nb201", "resnet18")]
-METHODS = ["spos", "fairnas", "greedynas", "path_dropout", "sandwich", "pruning"]
+METHODS = ["spos", "fairnas", "greedynas", "path_dropout", "sandwich", "pruning", "smash", "ghn"]
+#: Hypernetworks: weights generated per arch, so no weight-sharing mode applies.
+HYPERNETS = {"smash", "ghn"}
 #: Weight-sharing modes per space (nb201's ops differ in kind, so each has its own weights).
 SHARING = {"resnet18": ["kernel", "independent", "nested"]}
 #: Methods that only apply to some spaces (pruning cuts resnet18 archs from its widest).
@@ -83,12 +85,18 @@ def run_one(
             space, model, scoring, finetune_steps=args.finetune_steps, seed=args.seed
         )
     else:
+        trainer = get_trainer(method, recipe=recipe, seed=args.seed)
         with torch.random.fork_rng():
             torch.manual_seed(args.seed)
-            model = build_supernet(space)
-        get_trainer(method, recipe=recipe, seed=args.seed).fit(model, data)
+            model = model_for(trainer, space)  # the supernet, or the hypernet of smash/ghn
+        trainer.fit(model, data)
         train_s = time.perf_counter() - t0
-        est = SupernetEstimator(model, scoring, recal_batches=args.recal_batches, seed=args.seed)
+        if method in HYPERNETS:
+            est = HypernetEstimator(model, scoring, seed=args.seed)
+        else:
+            est = SupernetEstimator(
+                model, scoring, recal_batches=args.recal_batches, seed=args.seed
+            )
     t0 = time.perf_counter()
     estimate = est.score(archs)
     score_s = time.perf_counter() - t0
@@ -156,7 +164,8 @@ def main() -> None:
         for method in args.methods.split(","):
             if meta["space"] not in ONLY.get(method, {meta["space"]}):
                 continue
-            modes = [None] if method == "pruning" else SHARING.get(meta["space"], [None])
+            own = method == "pruning" or method in HYPERNETS
+            modes = [None] if own else SHARING.get(meta["space"], [None])
             for sharing in modes:
                 key = (str(table.name), method, sharing)
                 done = [
