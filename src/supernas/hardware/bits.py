@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from supernas.space import Arch, SearchSpace
 
@@ -49,19 +48,13 @@ def count_bitops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         for m in model.modules()
         if isinstance(m, nn.Conv2d) and _w_bits(m) is not None
     ]
-    ref = next(model.parameters(), None)
-    ref = ref if ref is not None else next(model.buffers(), torch.empty(0))
-    x = torch.zeros((1, *input_shape), device=ref.device, dtype=ref.dtype)
-    was_training = model.training
-    model.eval()
+    from supernas.hardware.cost import count_flops  # cost.py uses this module's costs
+
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
+        macs = count_flops(model, input_shape) // 2  # the same forward fires the hooks
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
-    macs = int(counter.get_total_flops()) // 2
     qmacs = sum(m for m, _ in quant)
     return (macs - qmacs) * FLOAT_BITS * FLOAT_BITS + sum(m * b for m, b in quant)
 
