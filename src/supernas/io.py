@@ -65,33 +65,31 @@ def save_checkpoint(path: str | os.PathLike[str], obj: dict[str, Any]) -> Path:
     return _atomic(path, "wb", lambda f: torch.save(obj, f))
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def _torch_load(path: Path, what: str) -> Any:
     """torch.load with weights_only=True; a missing or corrupt file is a clear error."""
-    path = Path(path)
     if not path.is_file():
-        raise SupernasError(f"checkpoint not found: {path}")
+        raise SupernasError(f"{what} not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
         raise SupernasError(
-            f"cannot read checkpoint {path}: corrupt or truncated ({_reason(exc)})"
+            f"cannot read {what.split()[0]} {path}: corrupt or truncated ({_reason(exc)})"
         ) from None
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A supernas checkpoint (a dict with 'format'), read safely (`_torch_load`)."""
+    path = Path(path)
+    obj = _torch_load(path, "checkpoint")
     if not isinstance(obj, dict) or "format" not in obj:
         raise SupernasError(f"{path} is not a supernas checkpoint")
     return obj
 
 
 def load_weights(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A plain state dict (model.pt, best_model.pt), weights_only=True, clear errors."""
+    """A plain state dict (model.pt, best_model.pt), read safely (`_torch_load`)."""
     path = Path(path)
-    if not path.is_file():
-        raise SupernasError(f"weights file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SupernasError(
-            f"cannot read weights {path}: corrupt or truncated ({_reason(exc)})"
-        ) from None
+    obj = _torch_load(path, "weights file")
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise SupernasError(f"{path} is not a state dict of tensors (a model.pt)")
     return obj
