@@ -35,11 +35,12 @@ from supernas.bench.table import TableEstimator, load_tables
 from supernas.bench.trust import noise_ceiling, trust_metrics
 from supernas.data import load_data
 from supernas.estimate import HypernetEstimator, SupernetEstimator
-from supernas.estimate.pruning import PruningEstimator, train_wide
+from supernas.estimate.pruning import PruningEstimator, train_wide, widest_arch
 from supernas.hardware import count_params
 from supernas.hyper.load import model_for
-from supernas.io import read_json, write_json
+from supernas.io import load_checkpoint, read_json, save_checkpoint, write_json
 from supernas.space import get_space
+from supernas.supernet import build_network
 from supernas.train import Recipe, get_trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,9 +61,16 @@ def table_cost(path: Path) -> float:
         return sum(float(r["train_seconds"]) for r in csv.DictReader(f))
 
 
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings a result (and a kept model) depends on."""
+    keys = ("target", "epochs", "batch_size", "lr", "recal_batches", "score_val")
+    return {k: getattr(args, k) for k in (*keys, "finetune_steps", "seed")}
+
+
 def run_one(
     table: Path, method: str, sharing: str | None, args: argparse.Namespace
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """Train (or load the kept model), score every arch of `table`; None with --train-only."""
     meta = read_json(table.with_name(table.name + ".meta.json"))
     opts = dict(meta["space_options"])
     if sharing is not None:
@@ -77,20 +85,45 @@ def run_one(
     ceiling = noise_ceiling(table, args.target)
 
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    # The trained model is kept, so a table that grows (or a killed run) is rescored without
+    # retraining: training depends on the data and recipe, not on the table's rows.
+    saved = args.out.with_suffix(".models") / f"{table.stem}_{method}_{sharing}.pt"
+    cached = load_checkpoint(saved) if saved.is_file() else None
+    if cached is not None and cached["settings"] != settings_of(args):
+        cached = None
     t0 = time.perf_counter()
     if method == "pruning":  # one wide network trained with the same budget, archs cut out
-        model = train_wide(space, data, recipe, seed=args.seed)
-        train_s = time.perf_counter() - t0
-        est: Any = PruningEstimator(
-            space, model, scoring, finetune_steps=args.finetune_steps, seed=args.seed
-        )
+        if cached is None:
+            model = train_wide(space, data, recipe, seed=args.seed)
+        else:
+            model = build_network(space, widest_arch(space))
+            model.load_state_dict(cached["state_dict"])
     else:
         trainer = get_trainer(method, recipe=recipe, seed=args.seed)
         with torch.random.fork_rng():
             torch.manual_seed(args.seed)
             model = model_for(trainer, space)  # the supernet, or the hypernet of smash/ghn
-        trainer.fit(model, data)
-        train_s = time.perf_counter() - t0
+        if cached is None:
+            trainer.fit(model, data)
+        else:
+            model.load_state_dict(cached["state_dict"])
+    train_s = time.perf_counter() - t0 if cached is None else cached["train_seconds"]
+    if cached is None:
+        save_checkpoint(
+            saved,
+            {
+                "settings": settings_of(args),
+                "train_seconds": train_s,
+                "state_dict": model.state_dict(),
+            },
+        )
+    if args.train_only:
+        return None
+    if method == "pruning":
+        est: Any = PruningEstimator(
+            space, model, scoring, finetune_steps=args.finetune_steps, seed=args.seed
+        )
+    else:
         if method in HYPERNETS:
             est = HypernetEstimator(model, scoring, seed=args.seed)
         else:
@@ -132,26 +165,24 @@ def main() -> None:
     p.add_argument("--score-val", type=int, default=1000, help="val images used to score")
     p.add_argument("--finetune-steps", type=int, default=20, help="pruning: steps per arch")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: two threads on busy cores made SMASH 25x slower here)",
+    )
+    p.add_argument(
+        "--train-only",
+        action="store_true",
+        help="train and keep the models, score nothing (while the table is still being built)",
+    )
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/oneshot_ranking.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     tables = [t for t in (args.table or TABLES) if t.is_file()]
     if not tables:
         raise SystemExit("no table found: build one with `supernas bench build` first")
-    settings = {
-        k: getattr(args, k)
-        for k in (
-            "target",
-            "epochs",
-            "batch_size",
-            "lr",
-            "recal_batches",
-            "score_val",
-            "finetune_steps",
-            "seed",
-        )
-    }
+    settings = settings_of(args)
     doc: dict[str, Any] = {"format": FORMAT, "settings": settings, "results": []}
     if args.out.is_file():
         old = read_json(args.out)
@@ -178,6 +209,8 @@ def main() -> None:
                     continue
                 console.print(f"{table.name}: {method} (sharing {sharing}) ...")
                 res = run_one(table, method, sharing, args)
+                if res is None:
+                    continue
                 res["rows"] = n_rows
                 doc["results"] = [
                     r

@@ -322,3 +322,22 @@ def test_greedy_pool_search_starts_from_a_greedynas_supernets_pool(tmp_path: Pat
     sp = get_space("nb201", C=4, N=1, in_channels=1)
     asked = [str(sp.validate(Arch.from_json(t["arch"]))) for t in trials]
     assert asked == pool[:3]  # the warm-up replays the pool, best first
+
+
+def test_run_with_a_hypernet_method_and_its_options(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    nb201 = ["--space", "nb201", "--space-opt", "C=2", "--space-opt", "N=1"]
+    args = [*nb201, *TINY[2:], "--method", "ghn", "--trainer-opt", "archs_per_step=1"]
+    r = invoke("run", "--out", str(out), *args)
+    assert r.exit_code == 0, r.output
+    saved = (out / "config.toml").read_text()
+    assert 'method = "ghn"' in saved and "archs_per_step = 1" in saved
+    assert json.loads((out / "train.json").read_text())["method"] == "ghn"
+    from supernas.io import load_checkpoint
+
+    trainer = load_checkpoint(out / "supernet.pt")["trainer"]
+    assert trainer["name"] == "ghn" and trainer["archs_per_step"] == 1
+    res = json.loads((out / "result.json").read_text())
+    assert res["space"] == "nb201" and 0 <= res["best_test_accuracy"] <= 1
+    bad = invoke("run", "--out", str(tmp_path / "bad"), *nb201, "--method", "nosuch")
+    assert bad.exit_code == 2 and "valid:" in bad.output and "ghn" in bad.output

@@ -79,3 +79,16 @@ def test_gp_two_objectives_resume_exactly() -> None:
     restored = get_strategy("gp", NB201, seed=0, n_startup_trials=3)
     restored.load_state_dict(json.loads(json.dumps(full.state_dict(), allow_nan=False)))
     assert drive(restored, 2, two) == drive(full, 2, two)
+
+
+def test_gp_samples_with_one_thread_and_restores_them() -> None:
+    # tiny GP matrices: spare BLAS/torch threads only spin (3x slower on busy cores)
+    import torch
+    from threadpoolctl import threadpool_info
+
+    gp = get_strategy("gp", toy_space(), seed=0)
+    before = torch.get_num_threads()
+    with gp._sampling():
+        assert torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert torch.get_num_threads() == before

@@ -167,6 +167,14 @@ def run(
     image_size: Annotated[int | None, typer.Option("--image-size")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="supernet epochs")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", help="supernet trainer or hypernet (spos, fairnas, ghn, ...)"),
+    ] = None,
+    trainer_opt: Annotated[
+        list[str] | None,
+        typer.Option("--trainer-opt", help="KEY=VALUE trainer option (repeatable)"),
+    ] = None,
     strategy: Annotated[str | None, typer.Option("--strategy")] = None,
     strategy_opt: StrategyOptOpt = None,
     budget: Annotated[
@@ -217,6 +225,7 @@ def run(
         ("image_size", image_size),
         ("lut", str(lut) if lut else None),
         ("seed", seed),
+        ("method", method),
         ("strategy", strategy),
         ("budget", budget),
         ("top_k", top_k),
@@ -227,6 +236,8 @@ def run(
             changes[key] = val
     if space_opt:
         changes["space_options"] = {**cfg.space_options, **_space_options(space_opt)}
+    if trainer_opt:
+        changes["method_options"] = {**cfg.method_options, **_space_options(trainer_opt)}
     if strategy_opt:
         changes["strategy_options"] = {**cfg.strategy_options, **_space_options(strategy_opt)}
     cons = _constraints(constraint, max_params, max_flops)

@@ -45,6 +45,8 @@ class RunConfig:
     max_val: int = 0
     image_size: int = 0
     method: str = "spos"
+    #: the trainer's own options (fairnas paths, ghn archs_per_step, darts order, ...)
+    method_options: dict[str, Any] = field(default_factory=dict)
     supernet: Recipe = field(default_factory=lambda: Recipe(epochs=40, batch_size=64, lr=0.1))
     recal_batches: int = 8
     strategy: str = "evolution"

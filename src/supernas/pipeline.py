@@ -8,6 +8,7 @@ again with `resume=True` goes on from the stage (and the arch) it was in.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import shutil
 import time
@@ -182,7 +183,12 @@ class Run:
             supernet, _ = load_supernet(self.path("supernet.pt"))
             return supernet, done["seconds"]
         t0 = time.perf_counter()
-        trainer = get_trainer(cfg.method, recipe=cfg.supernet, seed=cfg.seed, constraint=feasible)
+        options = dict(cfg.method_options)
+        if cfg.lut and "lut" in inspect.signature(TRAINERS.get(cfg.method)).parameters:
+            options.setdefault("lut", cfg.lut)  # proxyless/fbnet: their latency loss's LUT
+        trainer = get_trainer(
+            cfg.method, recipe=cfg.supernet, seed=cfg.seed, constraint=feasible, **options
+        )
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)
             supernet = model_for(trainer, space)  # a supernet, or the smash/ghn hypernet

@@ -28,6 +28,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import TrialState, create_trial
+from threadpoolctl import threadpool_limits
 
 from supernas.errors import SupernasError
 from supernas.search.base import (
@@ -277,7 +278,9 @@ class GP(OptunaStrategy):
     and optimises the acquisition, about 0.1-0.5 s on one CPU core at 50-200 trials, growing
     with the trials (cubic GP fit). Worth it when one evaluation costs seconds (training from
     scratch), not for table lookups with budgets in the thousands. Torch runs one thread while
-    it samples: the matrices are tiny and thread overhead made it ~6x slower on 2 cores.
+    it samples, and so does BLAS (scipy's L-BFGS fits the kernel): the matrices are tiny, and
+    spare threads spinning on busy cores made one budget-150 run 3x slower (46 s vs 16 s
+    beside a 2-process training job on 2 cores).
     """
 
     def __init__(
@@ -298,15 +301,15 @@ class GP(OptunaStrategy):
     @contextmanager
     def _sampling(self) -> Any:
         torch = sys.modules.get("torch")  # optuna imports it; supernas.search does not
-        if torch is None:
-            yield
-            return
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        threads = torch.get_num_threads() if torch is not None else 0
+        if torch is not None:
+            torch.set_num_threads(1)
         try:
-            yield
+            with threadpool_limits(1):
+                yield
         finally:
-            torch.set_num_threads(threads)
+            if torch is not None:
+                torch.set_num_threads(threads)
 
 
 @register_strategy("nsga2")
