@@ -53,6 +53,7 @@ SHARING = {"resnet18": ["kernel", "independent", "nested"]}
 #: Methods that only apply to some spaces (pruning cuts resnet18 archs from its widest).
 ONLY = {"pruning": {"resnet18"}}
 FORMAT = "supernas.oneshot_ranking/1"
+MODEL_FORMAT = "supernas.oneshot_ranking_model/1"
 
 
 def table_cost(path: Path) -> float:
@@ -63,8 +64,14 @@ def table_cost(path: Path) -> float:
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """The settings a result (and a kept model) depends on."""
-    keys = ("target", "epochs", "batch_size", "lr", "recal_batches", "score_val")
+    keys = ("target", "epochs", "batch_size", "lr", "hyper_lr", "recal_batches", "score_val")
     return {k: getattr(args, k) for k in (*keys, "finetune_steps", "seed")}
+
+
+def train_settings(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    """What a kept model depends on: the training budget and recipe, not the scoring."""
+    lr = args.hyper_lr if method in HYPERNETS else args.lr
+    return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": lr, "seed": args.seed}
 
 
 def run_one(
@@ -84,13 +91,16 @@ def run_one(
     truth = TableEstimator(tab, args.target).score(archs)
     ceiling = noise_ceiling(table, args.target)
 
-    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    train = train_settings(args, method)
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=train["lr"])
     # The trained model is kept, so a table that grows (or a killed run) is rescored without
     # retraining: training depends on the data and recipe, not on the table's rows.
     saved = args.out.with_suffix(".models") / f"{table.stem}_{method}_{sharing}.pt"
     cached = load_checkpoint(saved) if saved.is_file() else None
-    if cached is not None and cached["settings"] != settings_of(args):
+    if cached is not None and any(cached["settings"].get(k) != v for k, v in train.items()):
         cached = None
+    # a killed training resumes from its last epoch (checkpoint named by its recipe)
+    partial = saved.with_name(f"{saved.stem}_lr{train['lr']:g}_e{args.epochs}.partial.pt")
     t0 = time.perf_counter()
     if method == "pruning":  # one wide network trained with the same budget, archs cut out
         if cached is None:
@@ -103,16 +113,20 @@ def run_one(
         with torch.random.fork_rng():
             torch.manual_seed(args.seed)
             model = model_for(trainer, space)  # the supernet, or the hypernet of smash/ghn
-        if cached is None:
-            trainer.fit(model, data)
+        if cached is None:  # per-epoch seconds: a resumed training still counts them all
+            history = trainer.fit(model, data, checkpoint=partial)
+            epochs_s = sum(h["seconds"] for h in history)
         else:
             model.load_state_dict(cached["state_dict"])
     train_s = time.perf_counter() - t0 if cached is None else cached["train_seconds"]
+    if cached is None and method != "pruning":
+        train_s = epochs_s or train_s
     if cached is None:
         save_checkpoint(
             saved,
             {
-                "settings": settings_of(args),
+                "format": MODEL_FORMAT,
+                "settings": train,
                 "train_seconds": train_s,
                 "state_dict": model.state_dict(),
             },
@@ -143,6 +157,7 @@ def run_one(
         "sharing": sharing,
         "archs": len(archs),
         "model_params": count_params(model),
+        "lr": train["lr"],
         "train_seconds": train_s,
         "score_seconds": score_s,
         "table_seconds": cost,
@@ -161,6 +176,12 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument(
+        "--hyper-lr",
+        type=float,
+        default=0.005,
+        help="lr of smash/ghn (2 epochs on nb201_fmnist: 0.005 best of 0.1/0.02/0.005/0.002)",
+    )
     p.add_argument("--recal-batches", type=int, default=10)
     p.add_argument("--score-val", type=int, default=1000, help="val images used to score")
     p.add_argument("--finetune-steps", type=int, default=20, help="pruning: steps per arch")

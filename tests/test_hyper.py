@@ -162,10 +162,19 @@ def test_cli_train_search_and_retrain_from_the_hypernet(method: str, tmp_path: P
         best,
         "--epochs",
         "1",
+        "--compare-steps",
+        "0,2",
         "--out",
         str(tmp_path / "b"),
     )
     assert (tmp_path / "b" / "model.pt").is_file()
+    compared = supernas.io.read_json(tmp_path / "b" / "result.json")["init_compare"]
+    assert [c["steps"] for c in compared] == [0, 2]
+    assert all(0 <= c["hypernet"] <= 1 and 0 <= c["random"] <= 1 for c in compared)
+    r = CliRunner().invoke(
+        app, ["retrain", "--arch", best, "--compare-steps", "x", "--out", str(tmp_path / "c")]
+    )
+    assert r.exit_code == 2 and "--init-from" in r.output
 
 
 class Killed(Exception):

@@ -61,6 +61,17 @@ def _space_options(items: list[str] | None) -> dict[str, Any]:
     return dict(parse_option(s) for s in items or [])
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    """'0,20,100' as [0, 20, 100]; anything else is one clear error naming the option."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SupernasError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise SupernasError(f"{option} values must be >= 0, got {text!r}")
+    return values
+
+
 def _constraints(
     items: list[str] | None, max_params: float | None, max_flops: float | None
 ) -> list[str]:
@@ -649,6 +660,14 @@ def retrain(
             "--init-from", help="start from the weights this smash/ghn checkpoint generates"
         ),
     ] = None,
+    compare_steps: Annotated[
+        str,
+        typer.Option(
+            "--compare-steps",
+            help="with --init-from: first report val accuracy after each of these numbers of "
+            "fine-tuning steps (e.g. 0,20,100) from generated vs random init",
+        ),
+    ] = "",
     data: DataOpt = "digits",
     data_dir: DataDirOpt = "",
     max_train: MaxTrainOpt = 0,
@@ -668,6 +687,9 @@ def retrain(
     from supernas.space import get_space
     from supernas.train import Recipe
 
+    if compare_steps and init_from is None:
+        raise SupernasError("--compare-steps compares with a hypernet's init: give --init-from")
+    steps_list = _int_list(compare_steps, "--compare-steps")
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
     ds = _load_data(data, data_dir, max_train, max_val, image_size)
     supernet = supernet or init_from  # a hypernet checkpoint also names the space
@@ -685,11 +707,20 @@ def retrain(
     else:
         sp = build_space(RunConfig(space=space, space_options=_space_options(space_opt)), ds)
     a = sp.parse(arch)
+    compared: list[dict[str, Any]] = []
     if init_from is not None:
-        from supernas.hyper.finetune import init_from_hypernet
+        from supernas.hyper.finetune import compare_init, init_from_hypernet, load_hypernet
         from supernas.train import train_model
 
-        model = init_from_hypernet(init_from, a)
+        hyper = load_hypernet(init_from)
+        for k in steps_list:
+            compared.append(compare_init(hyper, a, ds, steps=k, recipe=recipe, seed=seed))
+            c = compared[-1]
+            out_console.print(
+                f"after {k} fine-tuning steps: val accuracy {c['hypernet']:.4f} from the "
+                f"hypernet's weights, {c['random']:.4f} from random init"
+            )
+        model = init_from_hypernet(hyper, a)
         res = train_model(model, ds, recipe, seed=seed)
     else:
         model, res = train_arch(sp, a, ds, recipe, seed=seed)
@@ -705,6 +736,8 @@ def retrain(
         "flops": cost.flops(a),
         "recipe": recipe.to_dict(),
     }
+    if compared:
+        result["init_compare"] = compared
     write_json(out / "result.json", result)
     out_console.print(
         f"{a}: val accuracy {res.val_accuracy:.4f}, test accuracy "
