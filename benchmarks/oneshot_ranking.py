@@ -131,6 +131,7 @@ def run_one(
                 "state_dict": model.state_dict(),
             },
         )
+        partial.unlink(missing_ok=True)  # the kept model replaces it
     if args.train_only:
         return None
     if method == "pruning":
