@@ -105,9 +105,9 @@ def run_one(
     if method == "pruning":  # one wide network trained with the same budget, archs cut out
         if cached is None:
             model = train_wide(space, data, recipe, seed=args.seed)
+            train_s = time.perf_counter() - t0
         else:
             model = build_network(space, widest_arch(space))
-            model.load_state_dict(cached["state_dict"])
     else:
         trainer = get_trainer(method, recipe=recipe, seed=args.seed)
         with torch.random.fork_rng():
@@ -115,12 +115,7 @@ def run_one(
             model = model_for(trainer, space)  # the supernet, or the hypernet of smash/ghn
         if cached is None:  # per-epoch seconds: a resumed training still counts them all
             history = trainer.fit(model, data, checkpoint=partial)
-            epochs_s = sum(h["seconds"] for h in history)
-        else:
-            model.load_state_dict(cached["state_dict"])
-    train_s = time.perf_counter() - t0 if cached is None else cached["train_seconds"]
-    if cached is None and method != "pruning":
-        train_s = epochs_s or train_s
+            train_s = sum(h["seconds"] for h in history) or time.perf_counter() - t0
     if cached is None:
         save_checkpoint(
             saved,
@@ -132,19 +127,19 @@ def run_one(
             },
         )
         partial.unlink(missing_ok=True)  # the kept model replaces it
+    else:
+        model.load_state_dict(cached["state_dict"])
+        train_s = cached["train_seconds"]
     if args.train_only:
         return None
     if method == "pruning":
         est: Any = PruningEstimator(
             space, model, scoring, finetune_steps=args.finetune_steps, seed=args.seed
         )
+    elif method in HYPERNETS:
+        est = HypernetEstimator(model, scoring, seed=args.seed)
     else:
-        if method in HYPERNETS:
-            est = HypernetEstimator(model, scoring, seed=args.seed)
-        else:
-            est = SupernetEstimator(
-                model, scoring, recal_batches=args.recal_batches, seed=args.seed
-            )
+        est = SupernetEstimator(model, scoring, recal_batches=args.recal_batches, seed=args.seed)
     t0 = time.perf_counter()
     estimate = est.score(archs)
     score_s = time.perf_counter() - t0

@@ -325,14 +325,12 @@ def train(
 
     Under torchrun (several processes) each batch is split across them; see docs/scaling.md.
     """
-    import inspect
-
     from supernas.config import RunConfig
     from supernas.console import progress_bar
     from supernas.io import write_json
     from supernas.pipeline import build_space, make_constraint
     from supernas.supernet import build_supernet
-    from supernas.train import TRAINERS, Recipe, get_trainer
+    from supernas.train import Recipe, get_trainer, with_lut
     from supernas.train.distributed import init_from_env, shutdown
 
     cons = _constraints(constraint, max_params, max_flops)
@@ -346,9 +344,7 @@ def train(
     par = init_from_env(backend)  # under torchrun: join the process group, pick the device
     torch.manual_seed(seed)
     supernet = build_supernet(sp).to(par.device)
-    topts = _space_options(trainer_opt)
-    if lut is not None and "lut" in inspect.signature(TRAINERS.get(method)).parameters:
-        topts.setdefault("lut", lut)  # proxyless/fbnet: the LUT of their latency loss
+    topts = with_lut(method, _space_options(trainer_opt), lut)
     trainer = get_trainer(method, recipe=recipe, seed=seed, constraint=feasible, **topts)
     if hasattr(trainer, "build"):  # smash/ghn train a hypernetwork, not the supernet
         supernet = trainer.build(sp).to(par.device)

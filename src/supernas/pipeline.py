@@ -8,7 +8,6 @@ again with `resume=True` goes on from the stage (and the arch) it was in.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import shutil
 import time
@@ -31,7 +30,7 @@ from supernas.io import read_json, write_json, write_text
 from supernas.search import STRATEGIES, SearchResult, Trial, get_strategy, run_search
 from supernas.space import SPACES, Arch, SearchSpace, get_space
 from supernas.supernet import Supernet
-from supernas.train import TRAINERS, get_trainer, load_supernet
+from supernas.train import TRAINERS, get_trainer, load_supernet, with_lut
 from supernas.train.spos import sample_constrained
 
 LUT_NEEDED = (
@@ -183,9 +182,7 @@ class Run:
             supernet, _ = load_supernet(self.path("supernet.pt"))
             return supernet, done["seconds"]
         t0 = time.perf_counter()
-        options = dict(cfg.method_options)
-        if cfg.lut and "lut" in inspect.signature(TRAINERS.get(cfg.method)).parameters:
-            options.setdefault("lut", cfg.lut)  # proxyless/fbnet: their latency loss's LUT
+        options = with_lut(cfg.method, cfg.method_options, cfg.lut)
         trainer = get_trainer(
             cfg.method, recipe=cfg.supernet, seed=cfg.seed, constraint=feasible, **options
         )

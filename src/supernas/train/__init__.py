@@ -14,7 +14,13 @@ from supernas.train.pcdarts import PCDARTSTrainer
 from supernas.train.proxyless import ProxylessTrainer
 from supernas.train.random_ws import RandomWSTrainer
 from supernas.train.recipe import Recipe, check_loss, evaluate
-from supernas.train.registry import TRAINERS, get_trainer, list_trainers, register_trainer
+from supernas.train.registry import (
+    TRAINERS,
+    get_trainer,
+    list_trainers,
+    register_trainer,
+    with_lut,
+)
 from supernas.train.sandwich import SandwichTrainer, extreme_archs
 from supernas.train.spos import (
     CHECKPOINT_FORMAT,
@@ -58,4 +64,5 @@ __all__ = [
     "supernet_checkpoint",
     "train_epochs",
     "train_model",
+    "with_lut",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,17 @@ def register_trainer(name: str) -> Callable[[Any], Any]:
 
 def get_trainer(name: str, **options: Any) -> Any:
     return TRAINERS.create(name, **options)
+
+
+def with_lut(name: str, options: dict[str, Any], lut: Any) -> dict[str, Any]:
+    """`options` plus `lut` for a trainer with a latency loss (proxyless, fbnet) that takes one.
+
+    Why: a run's `--lut` serves both its latency constraints and such a trainer's loss, so the
+    user gives it once; an explicit `lut` trainer option wins.
+    """
+    if lut and "lut" in inspect.signature(TRAINERS.get(name)).parameters:
+        return {"lut": lut, **options}
+    return dict(options)
 
 
 def list_trainers() -> list[str]:
