@@ -12,6 +12,11 @@ Settings (all over seeds 0..K-1, each new arch one query):
 benchmarks/results/search_nb201.json (after each strategy, atomically) and regret PNGs.
 
     .venv/bin/python benchmarks/search_nb201.py --seeds 5 --budgets 100 --strategies random
+
+A row (strategy, setting, budget) already in the JSON with the same seeds is skipped, and
+each new row is merged into the file as it is now on disk, so a killed run resumes and
+several processes (e.g. `--settings cifar10` and `--settings oracle,constrained`) can fill
+one JSON side by side.
 """
 
 from __future__ import annotations
@@ -125,11 +130,33 @@ def plots(rows: list[dict[str, Any]], prefix: Path) -> list[Path]:
 
 def plan(strategy: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
     """Settings and seeds for one strategy; slow ones get fewer seeds and the honest setting."""
+    wanted = {w.strip().lower() for w in args.settings.split(",") if w.strip()}
     if strategy in args.slow.split(","):
         budgets = [int(b) for b in args.slow_budgets.split(",") if b]
-        return [s for s in settings(budgets, 0) if s["setting"] == "cifar10"], args.slow_seeds
-    budgets = [int(b) for b in args.budgets.split(",") if b]
-    return settings(budgets, args.constrained_budget), args.seeds
+        todo = [s for s in settings(budgets, 0) if s["setting"] == "cifar10"]
+        seeds = args.slow_seeds
+    else:
+        budgets = [int(b) for b in args.budgets.split(",") if b]
+        todo, seeds = settings(budgets, args.constrained_budget), args.seeds
+    return [s for s in todo if _kind(s) in wanted], seeds
+
+
+def _kind(s: dict[str, Any]) -> str:
+    return s["setting"].split()[-1] if s["setting"] != "ORACLE cifar100" else "oracle"
+
+
+def _key(r: dict[str, Any]) -> tuple[str, str, int]:
+    return r["strategy"], r["setting"], r["budget"]
+
+
+def _merge(path: Path, reference: dict[str, Any], row: dict | None, errors: dict) -> list[dict]:
+    """Put `row` into the JSON as it is on disk now (other processes may have added rows)."""
+    doc = read_json(path) if path.is_file() else {}
+    rows = [r for r in doc.get("runs", []) if row is None or _key(r) != _key(row)]
+    rows += [row] if row is not None else []
+    merged = {**doc.get("errors", {}), **errors}
+    write_json(path, {"reference": reference, "runs": rows, "errors": merged})
+    return rows
 
 
 def main() -> None:
@@ -143,8 +170,11 @@ def main() -> None:
     ap.add_argument("--slow", default="gp", help="strategies run with --slow-seeds/-budgets")
     ap.add_argument("--slow-seeds", type=int, default=3)
     ap.add_argument("--slow-budgets", default="50,100")
+    ap.add_argument(
+        "--settings", default="cifar10,oracle,constrained", help="which settings to run"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "search_nb201.json")
-    ap.add_argument("--fresh", action="store_true", help="drop earlier rows in --out")
+    ap.add_argument("--fresh", action="store_true", help="re-run rows already in --out")
     args = ap.parse_args()
     strategies = [s for s in args.strategies.split(",") if s] or [
         s for s in list_strategies() if s != "exhaustive"
@@ -162,26 +192,26 @@ def main() -> None:
         f"val-optimal arch {best_val}: cifar10_test {test[best_val]:.2f} "
         f"(best cifar10_test in the table {reference['best_test']:.2f})"
     )
-    # Rows of strategies not run now are kept, so a subset can be re-run (--fresh: not).
-    old = read_json(args.out) if args.out.is_file() and not args.fresh else {}
-    rows = [r for r in old.get("runs", []) if r["strategy"] not in strategies]
-    errors = {k: v for k, v in old.get("errors", {}).items() if k not in strategies}
+    old = read_json(args.out) if args.out.is_file() else {}
+    done = {_key(r): r["seeds"] for r in old.get("runs", [])}
+    rows = old.get("runs", [])
     for strategy in strategies:
         todo, seeds = plan(strategy, args)
         for s in todo:
+            if not args.fresh and done.get((strategy, s["setting"], s["budget"])) == seeds:
+                continue
             try:
                 row = run_one(table, strategy, s, seeds)
             except SupernasError as exc:
-                errors[strategy] = str(exc)
                 console.print(f"[red]{strategy}: {exc}[/red]")
+                rows = _merge(args.out, reference, None, {strategy: str(exc)})
                 break
-            rows.append(row)
+            rows = _merge(args.out, reference, row, {})
             console.print(
                 f"{strategy:>14} {s['setting']:<16} budget {s['budget']:>3}: "
                 f"{row['mean']:.2f} ± {row['std']:.2f} "
                 f"({row['seconds_per_run']:.3f} s/run)"
             )
-        write_json(args.out, {"reference": reference, "runs": rows, "errors": errors})
     rows.sort(key=lambda r: (r["setting"] != "cifar10", r["setting"], r["budget"], -r["mean"]))
     table_out = Table(title="NB201 search from tables (mean ± std over seeds)")
     for col in (

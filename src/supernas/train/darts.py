@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,24 @@ def unrolled_arch_grads(
                 b.copy_(b0)
 
 
+@contextmanager
+def weights_frozen(module: torch.nn.Module) -> Iterator[None]:
+    """Within it, `module`'s parameters record no graph for their own gradients.
+
+    Why: a first-order alpha step wants dLoss/dalpha only. With the weights frozen, autograd
+    does not keep the inputs of every conv and linear layer (needed only for weight
+    gradients), so the step holds less than a weight step does; the alpha gradient is the same.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 class DifferentiableTrainer(SupernetTrainer):
     """Shared weights plus one alpha per choice, fitted alternately (train / val batches).
 
@@ -205,8 +224,10 @@ class DifferentiableTrainer(SupernetTrainer):
         """dLoss_val/dalpha at the current weights (first order) and the val loss."""
         xv, yv = step.val
         weights = self.mixed_weights(step.alphas, arch_step=True)
-        loss = step.loss_fn(self.mixed_forward(step.supernet, xv, weights, arch_step=True), yv)
-        grads = torch.autograd.grad(loss, step.alphas, allow_unused=True)
+        with weights_frozen(step.supernet):
+            out = self.mixed_forward(step.supernet, xv, weights, arch_step=True)
+            loss = step.loss_fn(out, yv)
+            grads = torch.autograd.grad(loss, step.alphas, allow_unused=True)
         return _zeros_for_none(grads, step.alphas), loss.detach()
 
     # -- results --------------------------------------------------------------------------

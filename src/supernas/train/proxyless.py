@@ -44,7 +44,7 @@ from supernas.hardware.lut import LatencyLUT
 from supernas.space import Arch, SearchSpace
 from supernas.supernet import Supernet
 from supernas.supernet.base import probe_gates
-from supernas.train.darts import DifferentiableTrainer
+from supernas.train.darts import DifferentiableTrainer, weights_frozen
 from supernas.train.recipe import Recipe
 from supernas.train.registry import register_trainer
 
@@ -172,14 +172,15 @@ class ProxylessTrainer(DifferentiableTrainer):
         xv, yv = step.val
         alphas = step.alphas
         gates, pairs = self.sample_gates(alphas)
-        with probe_gates(GATE_EPS):  # the inactive op: its output only, not its internals
+        # The inactive op: its output only, not its internals; no weight gradients at all.
+        with probe_gates(GATE_EPS), weights_frozen(step.supernet):
             out = self.mixed_forward(step.supernet, xv, gates, arch_step=True)
-        loss = step.loss_fn(out, yv)
+            loss = step.loss_fn(out, yv)
+            gate_grads = torch.autograd.grad(loss, gates, allow_unused=True)
         self._involved = [
             None if pair is None else (pair[0], a.detach()[pair[0]].clone())
             for a, pair in zip(alphas, pairs, strict=True)
         ]
-        gate_grads = torch.autograd.grad(loss, gates, allow_unused=True)
         grads = []
         for a, g, pair in zip(alphas, gate_grads, pairs, strict=True):
             grad = torch.zeros_like(a.detach())
