@@ -30,7 +30,7 @@ from supernas.train import (
     SPOSTrainer,
     get_trainer,
 )
-from supernas.train.darts import collapsed, unrolled_arch_grads
+from supernas.train.darts import collapsed, unrolled_arch_grads, weights_frozen
 from supernas.train.gdas import gumbel_hard
 from supernas.train.pcdarts import edge_softmax
 
@@ -554,3 +554,24 @@ def test_cli_train_darts_writes_the_derived_arch(tmp_path: Path) -> None:
     assert res["history"][-1]["arch"] == res["arch"]
     bad = CliRunner().invoke(app, [*args[:-3], "--out", str(tmp_path / "c"), "--max-params", "1e5"])
     assert bad.exit_code == 2 and "does not support params/FLOPs" in bad.output
+
+
+def test_weights_frozen_gives_the_same_alpha_gradient_and_restores_requires_grad() -> None:
+    """The first-order alpha step freezes the weights (less memory): dL/dalpha is unchanged."""
+    net = supernet("nb201")
+    net.train()
+    x, y = torch.randn(6, 1, 8, 8), torch.arange(6) % 10
+    alphas = [torch.randn(len(c.options), requires_grad=True) for c in net.space.choices]
+
+    def grads() -> list[Tensor]:
+        torch.manual_seed(0)
+        loss = F.cross_entropy(net.forward_mixed(x, [a.softmax(0) for a in alphas]), y)
+        return list(torch.autograd.grad(loss, alphas))
+
+    free = grads()
+    with weights_frozen(net):
+        assert not any(p.requires_grad for p in net.parameters())
+        frozen = grads()
+    assert all(p.requires_grad for p in net.parameters())
+    for a, b in zip(free, frozen, strict=True):
+        torch.testing.assert_close(a, b)
