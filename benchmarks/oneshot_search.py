@@ -6,8 +6,10 @@ Two parts (run both, or one with `--part`):
   (C=16, N=5, 32x32 inputs, batch 64), each in a fresh process: the peak resident set
   size during training minus the size before it. The ProxylessNAS claim is that binarized
   paths need about one path's memory (SPOS) while DARTS holds every op's activations.
-- **search**: every method trains a supernet on the table's data and space (nb201 cells of
-  benchmarks/tables/nb201_fmnist.csv) with the same epochs and seeds. After each of the
+- **search**: every method trains a supernet on the table's data and space (`--table`:
+  benchmarks/tables/nb201_fmnist.csv, cells; resnet18_fmnist.csv, a macro space) with the
+  same epochs and seeds; a method that does not apply to the space (pcdarts on resnet18) is
+  skipped. After each of the
   `--anytime` epochs, the arch the method would return is recorded: argmax alpha, the
   controller's mode, or for spos/random_ws the best of `--pool` random archs scored with
   inherited weights (Random-WS as NAS-Bench-1Shot1 runs it). Its true test accuracy comes
@@ -16,11 +18,12 @@ Two parts (run both, or one with `--part`):
   the end, the supernet's ranking of the table's archs (a fixed sample) against the table
   gives each method's rank correlation. Wall time is per method and seed.
 
-Results go to one JSON, written after every run (a killed run resumes), and plots (anytime
-curves) beside it.
+Results go to one JSON (an entry per table), written after every run (a killed run
+resumes), and plots (anytime curves, one per table) beside it.
 
     python benchmarks/oneshot_search.py --part memory
     python benchmarks/oneshot_search.py --part search --seeds 2 --epochs 10
+    python benchmarks/oneshot_search.py --part search --table benchmarks/tables/resnet18_fmnist.csv
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "fbnet": ("fbnet", {}),
 }
 SINGLE_PATH = {"spos", "random_ws"}  # no arch parameters: a random search picks the arch
-FORMAT = "supernas.oneshot_search/1"
+#: Methods that only apply to some spaces (PC-DARTS' partial channels are a cell-graph idea).
+ONLY = {"pcdarts": {"nb201"}}
+FORMAT = "supernas.oneshot_search/2"
 
 
 # -- memory --------------------------------------------------------------------------------
@@ -180,26 +185,36 @@ def search(args: argparse.Namespace, doc: dict[str, Any], console: Console) -> N
     recipe = Recipe.from_dict(meta["recipe"])
     cache = args.table.with_name(args.table.stem + ".returned.csv")
     ctx["truth"] = CachedTrainFromScratch(cache, space, ctx["data"], recipe, metric="test")
-    doc["search_settings"] = {
+    settings = {
         k: getattr(args, k)
         for k in ("epochs", "batch_size", "lr", "pool", "rank_archs", "score_val")
     }
-    doc["search_settings"].update(
+    settings.update(
         table=str(args.table.relative_to(REPO) if args.table.is_relative_to(REPO) else args.table),
         truth_cache=cache.name,
     )
-    doc["ceiling"] = noise_ceiling(args.table)["kendall"]
-    runs = doc.setdefault("runs", [])
+    # One entry per table: its settings, noise ceiling and runs (a run is a method x seed).
+    entry = doc.setdefault("search", {}).setdefault(args.table.stem, {})
+    if entry.get("settings", settings) != settings:
+        raise SystemExit(
+            f"{args.out} holds {args.table.stem} runs with other settings "
+            f"({entry['settings']}); use another --out"
+        )
+    entry.update(settings=settings, ceiling=noise_ceiling(args.table)["kendall"])
+    runs = entry.setdefault("runs", [])
+    methods = [m for m in args.methods if space.name in ONLY.get(m, {space.name})]
+    for m in sorted(set(args.methods) - set(methods)):
+        console.print(f"skip {m}: it does not apply to the {space.name} space")
     for seed in range(args.seeds):
-        for method in args.methods:
+        for method in methods:
             if any(r["method"] == method and r["seed"] == seed for r in runs):
                 continue
-            console.print(f"search {method} seed {seed} ...")
+            console.print(f"search {method} seed {seed} on {args.table.stem} ...")
             runs.append(search_one(method, seed, ctx, args))
             write_json(args.out, doc)
 
 
-def plot(doc: dict[str, Any], path: Path) -> None:
+def plot(entry: dict[str, Any], name: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,7 +222,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     by: dict[str, list[dict[str, Any]]] = {}
-    for r in doc.get("runs", []):
+    for r in entry.get("runs", []):
         by.setdefault(r["method"], []).append(r)
     for method, runs in sorted(by.items()):
         epochs = [p["epoch"] for p in runs[0]["trajectory"]]
@@ -218,7 +233,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         ax.plot(epochs, [100 * y for y in ys], marker="o", label=method)
     ax.set_xlabel("supernet training epoch")
     ax.set_ylabel("true test accuracy of the returned arch (%)")
-    ax.set_title("anytime: the arch each method would return (mean over seeds)")
+    ax.set_title(f"{name}, anytime: the arch each method would return (mean over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
@@ -236,11 +251,18 @@ def show(doc: dict[str, Any], console: Console) -> None:
         for m, r in doc["memory"]["methods"].items():
             t.add_row(m, f"{r['train_mib']:.0f}", f"{r['vs_spos']:.2f}", f"{r['seconds']:.1f}")
         console.print(t)
+    for name, entry in doc.get("search", {}).items():
+        show_search(name, entry, console)
+
+
+def show_search(name: str, entry: dict[str, Any], console: Console) -> None:
     by: dict[str, list[dict[str, Any]]] = {}
-    for r in doc.get("runs", []):
+    for r in entry.get("runs", []):
         by.setdefault(r["method"], []).append(r)
     if by:
-        t = Table(title="one-shot search on nb201_fmnist (mean over seeds)")
+        t = Table(
+            title=f"one-shot search on {name} (mean over seeds; ceiling tau {entry['ceiling']:.3f})"
+        )
         for c in ("method", "seeds", "final true acc", "best-so-far", "tau", "rho", "wall s"):
             t.add_column(c)
         for m, rs in by.items():
@@ -284,13 +306,15 @@ def main() -> None:
         raise SystemExit(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
     torch.set_num_threads(args.threads)
     console = Console()
-    doc: dict[str, Any] = read_json(args.out) if args.out.is_file() else {"format": FORMAT}
+    doc: dict[str, Any] = read_json(args.out) if args.out.is_file() else {}
+    doc["format"] = FORMAT
     if args.part in ("memory", "all"):
         doc["memory"] = memory(args, console)
         write_json(args.out, doc)
     if args.part in ("search", "all"):
         search(args, doc, console)
-        plot(doc, args.out.with_suffix(".png"))
+        name = args.table.stem
+        plot(doc["search"][name], name, args.out.with_name(f"{args.out.stem}_{name}.png"))
     show(doc, console)
     console.print(f"wrote {args.out}")
 
