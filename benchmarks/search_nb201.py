@@ -198,6 +198,8 @@ def main() -> None:
     for strategy in strategies:
         todo, seeds = plan(strategy, args)
         for s in todo:
+            if args.out.is_file():  # another process may have finished it meanwhile
+                done.update({_key(r): r["seeds"] for r in read_json(args.out).get("runs", [])})
             if not args.fresh and done.get((strategy, s["setting"], s["budget"])) == seeds:
                 continue
             try:
