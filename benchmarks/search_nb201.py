@@ -13,16 +13,17 @@ benchmarks/results/search_nb201.json (after each strategy, atomically) and regre
 
     .venv/bin/python benchmarks/search_nb201.py --seeds 5 --budgets 100 --strategies random
 
-A row (strategy, setting, budget) already in the JSON with the same seeds is skipped, and
-each new row is merged into the file as it is now on disk, so a killed run resumes and
-several processes (e.g. `--settings cifar10` and `--settings oracle,constrained`) can fill
-one JSON side by side.
+A row (strategy, setting, budget) already in the JSON with the same seeds is skipped. Each
+seed's result is saved as it finishes (under `partial`) and the row is made once every seed
+is in, all merged into the file as it is now on disk: a killed run resumes from its last
+seed, and several processes can fill one JSON side by side, split by `--settings` or by
+seeds (`--shard 0/2` and `--shard 1/2`; the last shard to finish writes the row).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import fcntl
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from supernas.bench.table import load_tables
-from supernas.bench.table_search import table_search
+from supernas.bench.table_search import summarize, table_search
 from supernas.cli_bench import regret_plot
 from supernas.errors import SupernasError
 from supernas.io import read_json, write_json
@@ -76,8 +77,8 @@ def settings(budgets: list[int], constrained_budget: int) -> list[dict[str, Any]
     return out
 
 
-def run_one(table: Any, strategy: str, s: dict[str, Any], seeds: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
+def run_seed(table: Any, strategy: str, s: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One seed of one setting: what the row needs from it (trajectories left out)."""
     r = table_search(
         table,
         s["objective"],
@@ -85,29 +86,31 @@ def run_one(table: Any, strategy: str, s: dict[str, Any], seeds: int) -> dict[st
         constraints=s["constraints"],
         strategy=strategy,
         budget=s["budget"],
-        seeds=seeds,
+        seeds=[seed],
     )
+    run = r["seeds"][0]
+    keep = ("seed", "best_arch", "report", "queries", "feasible", "regret_trajectory")
+    return {**{k: run[k] for k in keep}, "seconds": r["seconds_per_run"], "oracle": r["oracle"]}
+
+
+def make_row(strategy: str, s: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row of one (strategy, setting, budget) from its seeds' results."""
+    runs = sorted(runs, key=lambda r: r["seed"])
+    oracle = runs[0]["oracle"]
+    summary = summarize(runs, [r["seconds"] for r in runs], oracle["report"])
     return {
         **s,
         "strategy": strategy,
-        "seeds": seeds,
-        "mean": r["mean"],
-        "std": r["std"],
-        "regret": r["regret"],
-        "feasible_fraction": r["feasible_fraction"],
-        "oracle": r["oracle"],
-        "seconds_per_run": r["seconds_per_run"],
-        "seconds": time.perf_counter() - t0,
-        "regret_curve": {k: [round(v, 4) for v in c] for k, c in r["regret_curve"].items()},
-        "per_seed": [
-            {
-                "seed": x["seed"],
-                "best_arch": x["best_arch"],
-                "report": x["report"],
-                "queries": x["queries"],
-            }
-            for x in r["seeds"]
-        ],
+        "seeds": len(runs),
+        "mean": summary["mean"],
+        "std": summary["std"],
+        "regret": summary["regret"],
+        "feasible_fraction": summary["feasible_fraction"],
+        "oracle": oracle,
+        "seconds_per_run": summary["seconds_per_run"],
+        "seconds": sum(r["seconds"] for r in runs),
+        "regret_curve": {k: [round(v, 4) for v in c] for k, c in summary["regret_curve"].items()},
+        "per_seed": [{k: r[k] for k in ("seed", "best_arch", "report", "queries")} for r in runs],
     }
 
 
@@ -149,14 +152,49 @@ def _key(r: dict[str, Any]) -> tuple[str, str, int]:
     return r["strategy"], r["setting"], r["budget"]
 
 
-def _merge(path: Path, reference: dict[str, Any], row: dict | None, errors: dict) -> list[dict]:
-    """Put `row` into the JSON as it is on disk now (other processes may have added rows)."""
+def _pkey(strategy: str, s: dict[str, Any]) -> str:
+    return f"{strategy} | {s['setting']} | {s['budget']}"
+
+
+def _merge(
+    path: Path,
+    reference: dict[str, Any],
+    row: dict | None = None,
+    errors: dict | None = None,
+    seed_run: tuple[str, dict] | None = None,
+) -> dict[str, Any]:
+    """Update the JSON as it is on disk now (other processes may have added to it): a row
+    (its seeds' partial results are then dropped), errors, or one seed's result."""
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one read-modify-write at a time across processes
+        return _merge_locked(path, reference, row, errors, seed_run)
+
+
+def _merge_locked(
+    path: Path,
+    reference: dict[str, Any],
+    row: dict | None,
+    errors: dict | None,
+    seed_run: tuple[str, dict] | None,
+) -> dict[str, Any]:
     doc = read_json(path) if path.is_file() else {}
     rows = [r for r in doc.get("runs", []) if row is None or _key(r) != _key(row)]
-    rows += [row] if row is not None else []
-    merged = {**doc.get("errors", {}), **errors}
-    write_json(path, {"reference": reference, "runs": rows, "errors": merged})
-    return rows
+    partial = doc.get("partial", {})
+    if row is not None:
+        rows.append(row)
+        partial.pop(_pkey(row["strategy"], row), None)
+    if seed_run is not None:
+        key, run = seed_run
+        done = [r for r in partial.get(key, []) if r["seed"] != run["seed"]]
+        partial[key] = [*done, run]
+    doc = {
+        "reference": reference,
+        "runs": rows,
+        "errors": {**doc.get("errors", {}), **(errors or {})},
+        **({"partial": partial} if partial else {}),
+    }
+    write_json(path, doc)
+    return doc
 
 
 def main() -> None:
@@ -175,6 +213,7 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=RESULTS / "search_nb201.json")
     ap.add_argument("--fresh", action="store_true", help="re-run rows already in --out")
+    ap.add_argument("--shard", default="0/1", help="i/n: run only the seeds with seed %% n == i")
     args = ap.parse_args()
     strategies = [s for s in args.strategies.split(",") if s] or [
         s for s in list_strategies() if s != "exhaustive"
@@ -192,28 +231,44 @@ def main() -> None:
         f"val-optimal arch {best_val}: cifar10_test {test[best_val]:.2f} "
         f"(best cifar10_test in the table {reference['best_test']:.2f})"
     )
-    old = read_json(args.out) if args.out.is_file() else {}
-    done = {_key(r): r["seeds"] for r in old.get("runs", [])}
-    rows = old.get("runs", [])
+    shard, shards = (int(x) for x in args.shard.split("/"))
     for strategy in strategies:
         todo, seeds = plan(strategy, args)
         for s in todo:
-            if args.out.is_file():  # another process may have finished it meanwhile
-                done.update({_key(r): r["seeds"] for r in read_json(args.out).get("runs", [])})
+            doc = read_json(args.out) if args.out.is_file() else {}
+            done = {_key(r): r["seeds"] for r in doc.get("runs", [])}
             if not args.fresh and done.get((strategy, s["setting"], s["budget"])) == seeds:
                 continue
+            key = _pkey(strategy, s)
             try:
-                row = run_one(table, strategy, s, seeds)
+                for seed in range(shard, seeds, shards):
+                    # Re-read: another process (--shard) may have run this seed meanwhile.
+                    doc = read_json(args.out) if args.out.is_file() else {}
+                    if any(r["seed"] == seed for r in doc.get("partial", {}).get(key, [])):
+                        continue
+                    run = run_seed(table, strategy, s, seed)
+                    doc = _merge(args.out, reference, seed_run=(key, run))
+                    console.print(
+                        f"{key} seed {seed}: {run['report']:.2f} ({run['seconds']:.0f} s)"
+                    )
             except SupernasError as exc:
                 console.print(f"[red]{strategy}: {exc}[/red]")
-                rows = _merge(args.out, reference, None, {strategy: str(exc)})
+                _merge(args.out, reference, errors={strategy: str(exc)})
                 break
-            rows = _merge(args.out, reference, row, {})
+            runs = [r for r in doc.get("partial", {}).get(key, []) if r["seed"] < seeds]
+            if len({r["seed"] for r in runs}) < seeds:
+                console.print(
+                    f"{key}: {len(runs)} of {seeds} seeds done (other shards run the rest)"
+                )
+                continue
+            row = make_row(strategy, s, runs)
+            _merge(args.out, reference, row=row)
             console.print(
                 f"{strategy:>14} {s['setting']:<16} budget {s['budget']:>3}: "
                 f"{row['mean']:.2f} ± {row['std']:.2f} "
                 f"({row['seconds_per_run']:.3f} s/run)"
             )
+    rows = (read_json(args.out) if args.out.is_file() else {}).get("runs", [])
     rows.sort(key=lambda r: (r["setting"] != "cifar10", r["setting"], r["budget"], -r["mean"]))
     table_out = Table(title="NB201 search from tables (mean ± std over seeds)")
     for col in (

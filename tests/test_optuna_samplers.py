@@ -92,3 +92,24 @@ def test_gp_samples_with_one_thread_and_restores_them() -> None:
         assert torch.get_num_threads() == 1
         assert all(p["num_threads"] == 1 for p in threadpool_info())
     assert torch.get_num_threads() == before
+
+
+def test_gp_tells_an_infeasible_proposal_as_the_worst_value_and_keeps_to_the_constraint() -> None:
+    """GP ignores PRUNED trials; told the worst value so far instead, it learns to avoid them."""
+    space = toy_space(4, 3)
+    f = Synthetic(space)
+    best = max(space.enumerate(), key=f)
+
+    def feasible(a) -> bool:  # the unconstrained optimum's region is off limits
+        return sum(x == y for x, y in zip(a.values, best.values, strict=True)) < 3
+
+    gp = get_strategy("gp", space, seed=0, constraint=feasible, n_startup_trials=4)
+    asks = drive(gp, 12, f)
+    assert len(asks) == 12 and all(feasible(a) for a in asks)
+    done = [t for t in gp._study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    arch = {t.number: space.decode([t.params[n] for n in gp._dists]) for t in done}
+    penalised = [t for t in done if not feasible(arch[t.number])]
+    assert penalised, "the constraint never bit: the test does not exercise the penalty"
+    for t in penalised:
+        before = [u.value for u in done if u.number < t.number and feasible(arch[u.number])]
+        assert t.value == min(before)

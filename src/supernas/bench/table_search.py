@@ -220,8 +220,7 @@ def table_search(
         "feasible_archs": len(prob.feasible),
         "oracle": oracle,
     }
-    reports = [r["report"] for r in runs]
-    out["mean"], out["std"] = _mean_std(reports)
+    out.update(summarize(runs, seconds, oracle["report"]))
     if multi:
         out["report_mean"], out["report_std"] = out["mean"], out["std"]
         out["mean"], out["std"] = _mean_std([r["hypervolume"] for r in runs])
@@ -229,13 +228,27 @@ def table_search(
         out["reference"] = {
             c: s * r for c, s, r in zip(prob.columns, prob.signs, reference, strict=True)
         }
-    regret = _mean_std([oracle["report"] - v for v in reports])
-    out["regret"] = {"mean": regret[0], "std": regret[1]}
-    out["feasible_fraction"] = sum(r["feasible"] for r in runs) / len(runs)
-    out["regret_curve"] = _curve([r["regret_trajectory"] for r in runs])
-    out["seconds_per_run"] = float(np.mean(seconds))
     out["seeds"] = runs
     return out
+
+
+def summarize(
+    runs: Sequence[dict[str, Any]], seconds: Sequence[float], oracle_report: float
+) -> dict[str, Any]:
+    """The summary over seed runs (`seeds` entries of `table_search`, possibly from several
+    calls, e.g. seeds run in parallel processes): mean/std of the report value, regret, the
+    feasible fraction, the mean regret curve and the mean seconds per run."""
+    reports = [r["report"] for r in runs]
+    mean, std = _mean_std(reports)
+    regret = _mean_std([oracle_report - v for v in reports])
+    return {
+        "mean": mean,
+        "std": std,
+        "regret": {"mean": regret[0], "std": regret[1]},
+        "feasible_fraction": sum(r["feasible"] for r in runs) / len(runs),
+        "regret_curve": _curve([r["regret_trajectory"] for r in runs]),
+        "seconds_per_run": float(np.mean(seconds)),
+    }
 
 
 def _seed_result(

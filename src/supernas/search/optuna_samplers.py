@@ -27,6 +27,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.search_space import IntersectionSearchSpace
+from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 from threadpoolctl import threadpool_limits
 
@@ -56,13 +57,16 @@ class OptunaStrategy(Strategy):
 
     Never proposes an arch twice and never returns an infeasible one: the constraint is
     checked before the arch is handed out, so it costs no budget.
-    - A proposal already seen is told to the study as FAIL (samplers ignore it) and replaced
-      by a uniform choice among its unseen feasible neighbours (one choice changed), put into
-      the study with `enqueue_trial`: a sampler that has converged keeps proposing its best
-      arch, and the neighbours are where it would look next. Without such a neighbour, the
+    - A proposal already seen is told to the study as FAIL (samplers ignore it); one that
+      breaks the constraint is told as PRUNED (TPE ranks it below every real value; NSGA
+      ignores it), except for GP, which ignores PRUNED trials and would propose the same
+      arch again and again: GP is told the worst value so far (as SMAC scores a crashed
+      run), which costs no query and no budget.
+    - Either is then replaced by a uniform choice among its unseen feasible neighbours (one
+      choice changed), put into the study with `enqueue_trial`: a sampler that has converged
+      keeps proposing its best arch, so its neighbours are where it would look next (a
+      repair that costs no extra fit of the sampler's model). Without such a neighbour, the
       sampler is asked again.
-    - A proposal that breaks the constraint is told as PRUNED (TPE ranks it below every real
-      value; the others ignore it) and the sampler is asked again.
     After `max_proposals` proposals in a row fail, the ask is a uniform unseen feasible arch,
     or None when none is left. A failed evaluation (NaN or -inf in any objective) is told as
     FAIL. Archs told without being asked (replayed trials) join the study with their values.
@@ -71,6 +75,9 @@ class OptunaStrategy(Strategy):
     multi_objective = True
     #: sampler proposals per ask (seen or infeasible) before a uniform unseen arch is used.
     max_proposals: ClassVar[int] = 30
+    #: tell an infeasible proposal as the worst value so far instead of PRUNED (for samplers
+    #: that ignore PRUNED trials and would propose it again and again).
+    _penalize_infeasible: ClassVar[bool] = False
     #: genetic samplers put a trial into a generation only when it samples relative params.
     _genetic: ClassVar[bool] = False
 
@@ -187,16 +194,18 @@ class OptunaStrategy(Strategy):
             return None  # every arch has been proposed
         for _ in range(self.max_proposals):
             number, arch = self._new_trial()
-            if arch in self._seen:
-                self._finish(number, None, TrialState.FAIL)
-                near = [a for a in self.space.neighbors(arch) if a not in self._seen]
-                near = [a for a in near if self._feasible(a)]
-                if near:
-                    number, arch = self._new_trial(near[int(self.rng.integers(len(near)))])
-                    break
-            elif not self._feasible(arch):
-                self._finish(number, None, TrialState.PRUNED)
+            seen = arch in self._seen
+            if not seen and self._feasible(arch):
+                break
+            worst = None if seen or not self._penalize_infeasible else self._worst()
+            if worst is not None:  # GP learns to avoid the region (no query, no budget)
+                self._finish(number, worst, TrialState.COMPLETE)
             else:
+                self._finish(number, None, TrialState.FAIL if seen else TrialState.PRUNED)
+            near = [a for a in self.space.neighbors(arch) if a not in self._seen]
+            near = [a for a in near if self._feasible(a)]
+            if near:
+                number, arch = self._new_trial(near[int(self.rng.integers(len(near)))])
                 break
         else:
             fallback = self._uniform_unseen()
@@ -206,6 +215,19 @@ class OptunaStrategy(Strategy):
         self._seen[arch] = None
         self._pending[arch] = number
         return arch
+
+    def _worst(self) -> Value | None:
+        """Per objective the worst value told so far (None before the first complete tell)."""
+        done = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not done or self._n_obj is None:
+            return None
+        worst = [
+            min(t.values[i] for t in done)
+            if d == StudyDirection.MAXIMIZE
+            else max(t.values[i] for t in done)
+            for i, d in enumerate(self._study.directions)
+        ]
+        return worst[0] if len(worst) == 1 else tuple(worst)
 
     def _tell(self, arch: Arch, value: Value) -> None:
         values = value if isinstance(value, tuple) else (value,)
@@ -282,6 +304,8 @@ class GP(OptunaStrategy):
     spare threads spinning on busy cores made one budget-150 run 3x slower (46 s vs 16 s
     beside a 2-process training job on 2 cores).
     """
+
+    _penalize_infeasible = True
 
     def __init__(
         self,
