@@ -141,11 +141,11 @@ def plan(strategy: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]],
     else:
         budgets = [int(b) for b in args.budgets.split(",") if b]
         todo, seeds = settings(budgets, args.constrained_budget), args.seeds
-    return [s for s in todo if _kind(s) in wanted], seeds
+    return [s for s in todo if KIND[s["setting"]] in wanted], seeds
 
 
-def _kind(s: dict[str, Any]) -> str:
-    return s["setting"].split()[-1] if s["setting"] != "ORACLE cifar100" else "oracle"
+#: --settings names of the settings.
+KIND = {"cifar10": "cifar10", "ORACLE cifar100": "oracle", "constrained": "constrained"}
 
 
 def _key(r: dict[str, Any]) -> tuple[str, str, int]:
@@ -167,34 +167,24 @@ def _merge(
     (its seeds' partial results are then dropped), errors, or one seed's result."""
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one read-modify-write at a time across processes
-        return _merge_locked(path, reference, row, errors, seed_run)
-
-
-def _merge_locked(
-    path: Path,
-    reference: dict[str, Any],
-    row: dict | None,
-    errors: dict | None,
-    seed_run: tuple[str, dict] | None,
-) -> dict[str, Any]:
-    doc = read_json(path) if path.is_file() else {}
-    rows = [r for r in doc.get("runs", []) if row is None or _key(r) != _key(row)]
-    partial = doc.get("partial", {})
-    if row is not None:
-        rows.append(row)
-        partial.pop(_pkey(row["strategy"], row), None)
-    if seed_run is not None:
-        key, run = seed_run
-        done = [r for r in partial.get(key, []) if r["seed"] != run["seed"]]
-        partial[key] = [*done, run]
-    doc = {
-        "reference": reference,
-        "runs": rows,
-        "errors": {**doc.get("errors", {}), **(errors or {})},
-        **({"partial": partial} if partial else {}),
-    }
-    write_json(path, doc)
-    return doc
+        doc = read_json(path) if path.is_file() else {}
+        rows = [r for r in doc.get("runs", []) if row is None or _key(r) != _key(row)]
+        partial = doc.get("partial", {})
+        if row is not None:
+            rows.append(row)
+            partial.pop(_pkey(row["strategy"], row), None)
+        if seed_run is not None:
+            key, run = seed_run
+            done = [r for r in partial.get(key, []) if r["seed"] != run["seed"]]
+            partial[key] = [*done, run]
+        doc = {
+            "reference": reference,
+            "runs": rows,
+            "errors": {**doc.get("errors", {}), **(errors or {})},
+            **({"partial": partial} if partial else {}),
+        }
+        write_json(path, doc)
+        return doc
 
 
 def main() -> None:
