@@ -187,6 +187,17 @@ def _merge(
         return doc
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """'i/n' with 0 <= i < n."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n such as 0/2, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"need 0 <= i < n, got {text!r}")
+    return i, n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
@@ -203,7 +214,9 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=RESULTS / "search_nb201.json")
     ap.add_argument("--fresh", action="store_true", help="re-run rows already in --out")
-    ap.add_argument("--shard", default="0/1", help="i/n: run only the seeds with seed %% n == i")
+    ap.add_argument(
+        "--shard", type=_shard, default=(0, 1), help="i/n: run only the seeds with seed %% n == i"
+    )
     args = ap.parse_args()
     strategies = [s for s in args.strategies.split(",") if s] or [
         s for s in list_strategies() if s != "exhaustive"
@@ -221,7 +234,7 @@ def main() -> None:
         f"val-optimal arch {best_val}: cifar10_test {test[best_val]:.2f} "
         f"(best cifar10_test in the table {reference['best_test']:.2f})"
     )
-    shard, shards = (int(x) for x in args.shard.split("/"))
+    shard, shards = args.shard
     for strategy in strategies:
         todo, seeds = plan(strategy, args)
         for s in todo:
