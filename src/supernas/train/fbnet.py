@@ -31,7 +31,7 @@ from supernas.errors import SupernasError
 from supernas.hardware.expected import ExpectedLatency, load_lut, lut_digest
 from supernas.hardware.lut import LatencyLUT
 from supernas.space import Arch, SearchSpace
-from supernas.train.darts import DifferentiableTrainer
+from supernas.train.darts import DifferentiableTrainer, weights_frozen
 from supernas.train.proxyless import latency_setup
 from supernas.train.recipe import Recipe
 from supernas.train.registry import register_trainer
@@ -145,9 +145,10 @@ class FBNetTrainer(DifferentiableTrainer):
         """d/dalpha of the latency-aware loss on a val batch, through the Gumbel mask."""
         xv, yv = step.val
         masks = self.mixed_weights(step.alphas, arch_step=True)
-        ce = step.loss_fn(self.mixed_forward(step.supernet, xv, masks, arch_step=True), yv)
-        loss = self.arch_loss(ce, masks)
-        grads = torch.autograd.grad(loss, step.alphas, allow_unused=True)
+        with weights_frozen(step.supernet):
+            ce = step.loss_fn(self.mixed_forward(step.supernet, xv, masks, arch_step=True), yv)
+            loss = self.arch_loss(ce, masks)
+            grads = torch.autograd.grad(loss, step.alphas, allow_unused=True)
         out = [
             torch.zeros_like(a) if g is None else g for g, a in zip(grads, step.alphas, strict=True)
         ]

@@ -33,7 +33,7 @@ from supernas.errors import SupernasError
 from supernas.space import Arch, SearchSpace
 from supernas.space.nb201 import EDGES
 from supernas.supernet import Supernet
-from supernas.train.darts import DifferentiableTrainer, _Step, _zeros_for_none
+from supernas.train.darts import DifferentiableTrainer, _Step, _zeros_for_none, weights_frozen
 from supernas.train.recipe import Recipe
 from supernas.train.registry import register_trainer
 
@@ -145,9 +145,11 @@ class PCDARTSTrainer(DifferentiableTrainer):
         """First-order gradient of the val loss in alpha and beta together."""
         xv, yv = step.val
         weights = self.mixed_weights(step.alphas, arch_step=True)
-        loss = step.loss_fn(self.mixed_forward(step.supernet, xv, weights, arch_step=True), yv)
         params = self.arch_parameters()
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        with weights_frozen(step.supernet):
+            out = self.mixed_forward(step.supernet, xv, weights, arch_step=True)
+            loss = step.loss_fn(out, yv)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
         return _zeros_for_none(grads, params), loss.detach()
 
     def betas(self) -> dict[str, float]:
