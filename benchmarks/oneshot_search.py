@@ -306,7 +306,7 @@ def main() -> None:
         raise SystemExit(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
     torch.set_num_threads(args.threads)
     console = Console()
-    doc: dict[str, Any] = read_json(args.out) if args.out.is_file() else {}
+    doc: dict[str, Any] = read_json(args.out, missing={})
     doc["format"] = FORMAT
     if args.part in ("memory", "all"):
         doc["memory"] = memory(args, console)

@@ -167,7 +167,7 @@ def _merge(
     (its seeds' partial results are then dropped), errors, or one seed's result."""
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one read-modify-write at a time across processes
-        doc = read_json(path) if path.is_file() else {}
+        doc = read_json(path, missing={})
         rows = [r for r in doc.get("runs", []) if row is None or _key(r) != _key(row)]
         partial = doc.get("partial", {})
         if row is not None:
@@ -238,7 +238,7 @@ def main() -> None:
     for strategy in strategies:
         todo, seeds = plan(strategy, args)
         for s in todo:
-            doc = read_json(args.out) if args.out.is_file() else {}
+            doc = read_json(args.out, missing={})
             done = {_key(r): r["seeds"] for r in doc.get("runs", [])}
             if not args.fresh and done.get((strategy, s["setting"], s["budget"])) == seeds:
                 continue
@@ -246,7 +246,7 @@ def main() -> None:
             try:
                 for seed in range(shard, seeds, shards):
                     # Re-read: another process (--shard) may have run this seed meanwhile.
-                    doc = read_json(args.out) if args.out.is_file() else {}
+                    doc = read_json(args.out, missing={})
                     if any(r["seed"] == seed for r in doc.get("partial", {}).get(key, [])):
                         continue
                     run = run_seed(table, strategy, s, seed)
@@ -271,7 +271,7 @@ def main() -> None:
                 f"{row['mean']:.2f} ± {row['std']:.2f} "
                 f"({row['seconds_per_run']:.3f} s/run)"
             )
-    rows = (read_json(args.out) if args.out.is_file() else {}).get("runs", [])
+    rows = read_json(args.out, missing={}).get("runs", [])
     rows.sort(key=lambda r: (r["setting"] != "cifar10", r["setting"], r["budget"], -r["mean"]))
     table_out = Table(title="NB201 search from tables (mean ± std over seeds)")
     for col in (

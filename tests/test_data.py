@@ -140,6 +140,20 @@ def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path: Pat
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
+def test_read_json_returns_missing_only_for_an_absent_file(tmp_path: Path) -> None:
+    from supernas.io import read_json, write_json
+
+    p = tmp_path / "r.json"
+    with pytest.raises(SupernasError, match="file not found"):
+        read_json(p)
+    assert read_json(p, missing={"runs": []}) == {"runs": []}
+    write_json(p, {"runs": [1]})
+    assert read_json(p, missing={}) == {"runs": [1]}
+    p.write_text("{broken")
+    with pytest.raises(SupernasError, match="not valid JSON"):
+        read_json(p, missing={})
+
+
 def _write_folder(
     root: Path, sizes: dict[str, tuple[int, int]], n: int = 10, mode: str = "RGB"
 ) -> None:

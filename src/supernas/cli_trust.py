@@ -26,7 +26,7 @@ def _meta(table: Path) -> dict[str, Any]:
     from supernas.io import read_json
 
     path = table.with_name(table.name + ".meta.json")
-    meta = read_json(path) if path.is_file() else {}
+    meta = read_json(path, missing={})
     if not isinstance(meta, dict):
         raise SupernasError(f"{path} is not a JSON object")
     return meta

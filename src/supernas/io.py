@@ -50,9 +50,17 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
+#: `read_json`'s default for `missing`: a missing file is an error.
+_REQUIRED: Any = object()
+
+
+def read_json(path: str | os.PathLike[str], *, missing: Any = _REQUIRED) -> Any:
+    """The file's JSON; `missing` is returned when there is no file yet (a first run), which
+    is an error unless `missing` is given."""
     path = Path(path)
     if not path.is_file():
+        if missing is not _REQUIRED:
+            return missing
         raise SupernasError(f"file not found: {path}")
     try:
         return json.loads(path.read_text())

@@ -289,7 +289,7 @@ class Run:
     ) -> tuple[list[dict[str, Any]], float]:
         cfg = self.config
         path = self.path("retrain.json")
-        state = read_json(path) if path.is_file() else {"records": [], "seconds": 0.0}
+        state = read_json(path, missing={"records": [], "seconds": 0.0})
         if state.get("done"):
             self.log("retrain: already done")
             return state["records"], state["seconds"]
@@ -340,7 +340,7 @@ class Run:
         """
         cfg = self.config
         path = self.path("trust.json")
-        state = read_json(path) if path.is_file() else {"records": [], "seconds": 0.0}
+        state = read_json(path, missing={"records": [], "seconds": 0.0})
         if state.get("done") or cfg.trust_n == 0:
             return state, state.get("seconds", 0.0)
         archs = trust_sample(space, cfg.trust_n, cfg.seed, feasible)

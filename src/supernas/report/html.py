@@ -61,8 +61,7 @@ def _table(header: list[str] | None, rows: list[list[str]]) -> str:
 
 
 def _read(run_dir: Path, name: str) -> dict[str, Any]:
-    p = run_dir / name
-    return read_json(p) if p.is_file() else {}
+    return read_json(run_dir / name, missing={})
 
 
 def _trust_numbers(result: dict[str, Any], trust: dict[str, Any]) -> dict[str, Any]:
