@@ -12,7 +12,9 @@ regret of the top-1, next to the table's noise ceiling (seed-vs-seed tau). Cost 
 supernet's training plus scoring time as a fraction of the table's total training time.
 
 Results go to a JSON (one entry per table x method x sharing, written after each, so a
-killed run resumes and skips finished entries) and a printed table.
+killed run resumes and skips finished entries) and a printed table. Processes given
+disjoint `--methods` (or `--sharing`) may share one `--out`: each adds its results under a
+file lock.
 
     python benchmarks/oneshot_ranking.py --table benchmarks/tables/nb201_fmnist.csv
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import platform
 import time
 from pathlib import Path
@@ -168,6 +171,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--table", type=Path, action="append", help="ground-truth CSV (repeatable)")
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--sharing", help="weight-sharing modes to run, comma-separated (default: all)")
     p.add_argument("--target", default="test_accuracy")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
@@ -200,11 +204,6 @@ def main() -> None:
     if not tables:
         raise SystemExit("no table found: build one with `supernas bench build` first")
     settings = settings_of(args)
-    doc: dict[str, Any] = {"format": FORMAT, "settings": settings, "results": []}
-    if args.out.is_file():
-        old = read_json(args.out)
-        if old.get("settings") == settings:
-            doc = old
     console = Console()
     for table in tables:
         meta = read_json(table.with_name(table.name + ".meta.json"))
@@ -214,8 +213,11 @@ def main() -> None:
                 continue
             own = method == "pruning" or method in HYPERNETS
             modes = [None] if own else SHARING.get(meta["space"], [None])
+            if args.sharing and modes != [None]:
+                modes = [m for m in modes if m in args.sharing.split(",")]
             for sharing in modes:
                 key = (str(table.name), method, sharing)
+                doc = current(args.out, settings)  # another process may have added to it
                 done = [
                     r
                     for r in doc["results"]
@@ -229,16 +231,34 @@ def main() -> None:
                 if res is None:
                     continue
                 res["rows"] = n_rows
-                doc["results"] = [
-                    r
-                    for r in doc["results"]
-                    if (Path(r["table"]).name, r["method"], r["sharing"]) != key
-                ]
-                doc["results"].append(res)
-                doc["machine"] = {"python": platform.python_version(), "torch": torch.__version__}
-                write_json(args.out, doc)
-    show(console, doc)
+                doc = merge(args.out, settings, key, res)
+    show(console, current(args.out, settings))
     console.print(f"wrote {args.out}")
+
+
+def current(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The results on disk, if they were made with these settings (else none)."""
+    doc = read_json(path, missing={})
+    if doc.get("settings") != settings:
+        doc = {"format": FORMAT, "settings": settings, "results": []}
+    return doc
+
+
+def merge(
+    path: Path, settings: dict[str, Any], key: tuple[str, str, str | None], res: dict[str, Any]
+) -> dict[str, Any]:
+    """Add one result to the JSON as it is on disk now: processes given disjoint --methods
+    share one results file, each read-modify-write under a lock."""
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = current(path, settings)
+        doc["results"] = [
+            r for r in doc["results"] if (Path(r["table"]).name, r["method"], r["sharing"]) != key
+        ]
+        doc["results"].append(res)
+        doc["machine"] = {"python": platform.python_version(), "torch": torch.__version__}
+        write_json(path, doc)
+        return doc
 
 
 def show(console: Console, doc: dict[str, Any]) -> None:

@@ -19,7 +19,8 @@ Two parts (run both, or one with `--part`):
   gives each method's rank correlation. Wall time is per method and seed.
 
 Results go to one JSON (an entry per table), written after every run (a killed run
-resumes), and plots (anytime curves, one per table) beside it.
+resumes; runs on different tables may share the file, each writes under a lock), and plots
+(anytime curves, one per table) beside it.
 
     python benchmarks/oneshot_search.py --part memory
     python benchmarks/oneshot_search.py --part search --seeds 2 --epochs 10
@@ -29,6 +30,7 @@ resumes), and plots (anytime curves, one per table) beside it.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import resource
@@ -211,7 +213,22 @@ def search(args: argparse.Namespace, doc: dict[str, Any], console: Console) -> N
                 continue
             console.print(f"search {method} seed {seed} on {args.table.stem} ...")
             runs.append(search_one(method, seed, ctx, args))
-            write_json(args.out, doc)
+            store(args.out, "search", args.table.stem, entry)
+
+
+def store(path: Path, part: str, table: str | None, value: Any) -> dict[str, Any]:
+    """Write one part (or one table's search entry) into the JSON as it is on disk now, under
+    a lock: runs on different tables may share one results file."""
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = read_json(path, missing={})
+        doc["format"] = FORMAT
+        if table is None:
+            doc[part] = value
+        else:
+            doc.setdefault(part, {})[table] = value
+        write_json(path, doc)
+        return doc
 
 
 def plot(entry: dict[str, Any], name: str, path: Path) -> None:
@@ -310,9 +327,10 @@ def main() -> None:
     doc["format"] = FORMAT
     if args.part in ("memory", "all"):
         doc["memory"] = memory(args, console)
-        write_json(args.out, doc)
+        doc = store(args.out, "memory", None, doc["memory"])
     if args.part in ("search", "all"):
         search(args, doc, console)
+        doc = read_json(args.out)
         name = args.table.stem
         plot(doc["search"][name], name, args.out.with_name(f"{args.out.stem}_{name}.png"))
     show(doc, console)
