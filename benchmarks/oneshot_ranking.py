@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import platform
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from supernas.estimate import HypernetEstimator, SupernetEstimator
 from supernas.estimate.pruning import PruningEstimator, train_wide, widest_arch
 from supernas.hardware import count_params
 from supernas.hyper.load import model_for
-from supernas.io import load_checkpoint, read_json, save_checkpoint, write_json
+from supernas.io import load_checkpoint, locked, read_json, save_checkpoint, write_json
 from supernas.space import get_space
 from supernas.supernet import build_network
 from supernas.train import Recipe, get_trainer
@@ -249,8 +248,7 @@ def merge(
 ) -> dict[str, Any]:
     """Add one result to the JSON as it is on disk now: processes given disjoint --methods
     share one results file, each read-modify-write under a lock."""
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(path):
         doc = current(path, settings)
         doc["results"] = [
             r for r in doc["results"] if (Path(r["table"]).name, r["method"], r["sharing"]) != key

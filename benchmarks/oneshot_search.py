@@ -30,7 +30,6 @@ resumes; runs on different tables may share the file, each writes under a lock),
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import math
 import resource
@@ -52,7 +51,7 @@ from supernas.bench.table import TableEstimator, load_tables
 from supernas.bench.trust import noise_ceiling, trust_metrics
 from supernas.data import load_data, make_dataset
 from supernas.estimate import CachedTrainFromScratch, SupernetEstimator
-from supernas.io import read_json, write_json
+from supernas.io import locked, read_json, write_json
 from supernas.space import get_space
 from supernas.supernet import build_supernet
 from supernas.train import Recipe, get_trainer
@@ -219,8 +218,7 @@ def search(args: argparse.Namespace, doc: dict[str, Any], console: Console) -> N
 def store(path: Path, part: str, table: str | None, value: Any) -> dict[str, Any]:
     """Write one part (or one table's search entry) into the JSON as it is on disk now, under
     a lock: runs on different tables may share one results file."""
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(path):
         doc = read_json(path, missing={})
         doc["format"] = FORMAT
         if table is None:

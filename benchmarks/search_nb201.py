@@ -23,7 +23,6 @@ seeds (`--shard 0/2` and `--shard 1/2`; the last shard to finish writes the row)
 from __future__ import annotations
 
 import argparse
-import fcntl
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from supernas.bench.table import load_tables
 from supernas.bench.table_search import summarize, table_search
 from supernas.cli_bench import regret_plot
 from supernas.errors import SupernasError
-from supernas.io import read_json, write_json
+from supernas.io import locked, read_json, write_json
 from supernas.search import list_strategies
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,8 +164,7 @@ def _merge(
 ) -> dict[str, Any]:
     """Update the JSON as it is on disk now (other processes may have added to it): a row
     (its seeds' partial results are then dropped), errors, or one seed's result."""
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one read-modify-write at a time across processes
+    with locked(path):
         doc = read_json(path, missing={})
         rows = [r for r in doc.get("runs", []) if row is None or _key(r) != _key(row)]
         partial = doc.get("partial", {})

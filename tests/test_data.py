@@ -154,6 +154,19 @@ def test_read_json_returns_missing_only_for_an_absent_file(tmp_path: Path) -> No
         read_json(p, missing={})
 
 
+def test_locked_makes_processes_take_turns(tmp_path: Path) -> None:
+    import fcntl
+
+    from supernas.io import locked
+
+    p = tmp_path / "runs" / "r.json"
+    # another open file description (as another process would hold) cannot take it meanwhile
+    with locked(p), open(p.with_name("r.json.lock")) as other, pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(p.with_name("r.json.lock")) as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on exit
+
+
 def _write_folder(
     root: Path, sizes: dict[str, tuple[int, int]], n: int = 10, mode: str = "RGB"
 ) -> None:
