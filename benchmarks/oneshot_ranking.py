@@ -198,10 +198,10 @@ def main() -> None:
     )
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/oneshot_ranking.json")
     args = p.parse_args()
-    modes = sorted({m for ms in SHARING.values() for m in ms})
-    unknown = sorted(set((args.sharing or "").split(",")) - {"", *modes})
+    valid = sorted({m for ms in SHARING.values() for m in ms})
+    unknown = sorted(set((args.sharing or "").split(",")) - {"", *valid})
     if unknown:
-        p.error(f"unknown --sharing {', '.join(unknown)}; valid: {', '.join(modes)}")
+        p.error(f"unknown --sharing {', '.join(unknown)}; valid: {', '.join(valid)}")
     torch.set_num_threads(args.threads)
     tables = [t for t in (args.table or TABLES) if t.is_file()]
     if not tables:

@@ -321,8 +321,7 @@ def main() -> None:
         raise SystemExit(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
     torch.set_num_threads(args.threads)
     console = Console()
-    doc: dict[str, Any] = read_json(args.out, missing={})
-    doc["format"] = FORMAT
+    doc: dict[str, Any] = read_json(args.out, missing={})  # `store` writes, and sets the format
     if args.part in ("memory", "all"):
         doc["memory"] = memory(args, console)
         doc = store(args.out, "memory", None, doc["memory"])
