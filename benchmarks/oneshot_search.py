@@ -19,8 +19,9 @@ Two parts (run both, or one with `--part`):
   gives each method's rank correlation. Wall time is per method and seed.
 
 Results go to one JSON (an entry per table), written after every run (a killed run
-resumes; runs on different tables may share the file, each writes under a lock), and plots
-(anytime curves, one per table) beside it.
+resumes; processes on different tables, or with disjoint `--methods` on one table, may
+share the file: each merges its runs in under a lock), and plots (anytime curves, one per
+table) beside it.
 
     python benchmarks/oneshot_search.py --part memory
     python benchmarks/oneshot_search.py --part search --seeds 2 --epochs 10
@@ -212,19 +213,28 @@ def search(args: argparse.Namespace, doc: dict[str, Any], console: Console) -> N
                 continue
             console.print(f"search {method} seed {seed} on {args.table.stem} ...")
             runs.append(search_one(method, seed, ctx, args))
-            store(args.out, "search", args.table.stem, entry)
+            entry = store(args.out, "search", args.table.stem, entry)["search"][args.table.stem]
+            runs = entry["runs"]  # with the runs other processes stored meanwhile
 
 
 def store(path: Path, part: str, table: str | None, value: Any) -> dict[str, Any]:
-    """Write one part (or one table's search entry) into the JSON as it is on disk now, under
-    a lock: runs on different tables may share one results file."""
+    """Write one part, or one table's search entry, into the JSON as it is on disk now, under
+    a lock. A search entry's runs are merged by (method, seed) with the runs on disk, so
+    processes on different tables, or with disjoint --methods on one table, share the file."""
     with locked(path):
         doc = read_json(path, missing={})
         doc["format"] = FORMAT
         if table is None:
             doc[part] = value
         else:
-            doc.setdefault(part, {})[table] = value
+            old = doc.setdefault(part, {}).get(table, {})
+            if old.get("settings", value["settings"]) != value["settings"]:
+                raise SystemExit(
+                    f"{path} holds {table} runs with other settings: use another --out"
+                )
+            mine = {(r["method"], r["seed"]) for r in value["runs"]}
+            others = [r for r in old.get("runs", []) if (r["method"], r["seed"]) not in mine]
+            doc[part][table] = {**value, "runs": others + value["runs"]}
         write_json(path, doc)
         return doc
 
